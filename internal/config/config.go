@@ -1,0 +1,149 @@
+// Package config holds livegate's configuration: the YAML schema, its defaults, and the
+// validation that turns a mistake in the file into a message an operator can act on.
+//
+// The operator's reference is testdata/example.yaml. Every field is optional: a field that
+// is absent (or null) takes its default, and a field that is given is checked, so that a
+// typo never silently becomes "unlimited" or "the default". Unknown fields are refused.
+package config
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"time"
+)
+
+// Config is the whole configuration of one livegate process.
+type Config struct {
+	// Listen is the HTTP listen address (host:port). An empty host means all interfaces.
+	Listen string
+	Log    Log
+	FFmpeg FFmpeg
+	// Receiver is the built-in RTMP receiver.
+	Receiver Receiver
+	Limits   Limits
+	Encode   Encode
+	// Destinations are the places a broadcast can go, by name. The browser only ever
+	// sends these names, never a URL. Each Destination's Name equals its key.
+	Destinations map[string]Destination
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string // debug, info, warn or error
+	Format string // text or json
+}
+
+// FFmpeg says where the ffmpeg executable is.
+type FFmpeg struct {
+	// Path is a command name looked up in PATH (like "ffmpeg") or an absolute path.
+	// It is not looked up here, so that a configuration can be checked on another machine.
+	Path string
+}
+
+// Receiver configures the built-in RTMP receiver.
+type Receiver struct {
+	// Enabled is true unless the file says "enabled: false": the receiver is what makes
+	// livegate work on a fresh machine, so it is on by default.
+	Enabled bool
+	// Listen is the RTMP listen address (host:port); port 0 picks a free port (tests).
+	Listen string
+}
+
+// Limits bound everything that comes from the network.
+type Limits struct {
+	MaxSessions       int           // concurrent broadcasts
+	MaxMessageBytes   int64         // largest WebSocket message
+	FirstMediaTimeout time.Duration // from connect to the first media bytes
+	IdleTimeout       time.Duration // longest gap between media messages
+}
+
+// Encode configures the encoders, used only for tracks that must be transcoded.
+type Encode struct {
+	VideoBitrate     int           // bits per second, for VP8/VP9/AV1 -> H.264
+	AudioBitrate     int           // bits per second, for Opus -> AAC
+	KeyframeInterval time.Duration // longest gap between video key frames
+	X264Preset       string        // ultrafast, superfast, veryfast, faster, fast or medium
+	AudioSampleRate  int           // 44100 or 48000
+}
+
+// Defaults. They are what Default returns and what an absent field becomes.
+const (
+	defaultListen            = "127.0.0.1:8080"
+	defaultLogLevel          = "info"
+	defaultLogFormat         = "text"
+	defaultFFmpegPath        = "ffmpeg"
+	defaultReceiverListen    = "127.0.0.1:1935"
+	defaultMaxSessions       = 16
+	defaultMaxMessageBytes   = 4 << 20
+	defaultFirstMediaTimeout = 15 * time.Second
+	defaultIdleTimeout       = 10 * time.Second
+	defaultVideoBitrate      = 2_500_000
+	defaultKeyframeInterval  = 2 * time.Second
+	defaultX264Preset        = "veryfast"
+	defaultAudioBitrate      = 128_000
+	defaultAudioSampleRate   = 48000
+
+	// builtinName names the destination added when the file configures none.
+	builtinName        = "local"
+	builtinDescription = "Built-in receiver (preview on this server)"
+)
+
+// Default returns the configuration used when the file is empty: every field at its
+// default and one destination, "local", the built-in receiver.
+func Default() *Config {
+	c := defaultsWithoutDestinations()
+	c.Destinations = map[string]Destination{builtinName: builtinDestination()}
+	return c
+}
+
+func defaultsWithoutDestinations() *Config {
+	return &Config{
+		Listen: defaultListen,
+		Log:    Log{Level: defaultLogLevel, Format: defaultLogFormat},
+		FFmpeg: FFmpeg{Path: defaultFFmpegPath},
+		Receiver: Receiver{
+			Enabled: true,
+			Listen:  defaultReceiverListen,
+		},
+		Limits: Limits{
+			MaxSessions:       defaultMaxSessions,
+			MaxMessageBytes:   defaultMaxMessageBytes,
+			FirstMediaTimeout: defaultFirstMediaTimeout,
+			IdleTimeout:       defaultIdleTimeout,
+		},
+		Encode: Encode{
+			VideoBitrate:     defaultVideoBitrate,
+			AudioBitrate:     defaultAudioBitrate,
+			KeyframeInterval: defaultKeyframeInterval,
+			X264Preset:       defaultX264Preset,
+			AudioSampleRate:  defaultAudioSampleRate,
+		},
+	}
+}
+
+func builtinDestination() Destination {
+	return Destination{Name: builtinName, Builtin: true, Description: builtinDescription}
+}
+
+// Parse reads a YAML configuration, fills in the defaults and validates the result.
+// Empty input gives Default(). All problems found are reported together (errors.Join),
+// one per line, so that the operator can fix them in one go.
+func Parse(data []byte) (*Config, error) {
+	return parse(data, "")
+}
+
+// Load reads and parses the configuration file at path. Its errors name the file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return parse(data, path)
+}
+
+// DestinationNames returns the names of the destinations, sorted.
+func (c *Config) DestinationNames() []string {
+	return slices.Sorted(maps.Keys(c.Destinations))
+}

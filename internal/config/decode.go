@@ -1,0 +1,420 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The file layer mirrors the YAML. Pointers tell "absent" (nil: take the default) from
+// "given" (checked, even when it is a zero such as max_sessions: 0).
+type fileConfig struct {
+	Listen       *string                    `yaml:"listen"`
+	Log          fileLog                    `yaml:"log"`
+	FFmpeg       fileFFmpeg                 `yaml:"ffmpeg"`
+	Receiver     fileReceiver               `yaml:"receiver"`
+	Limits       fileLimits                 `yaml:"limits"`
+	Encode       fileEncode                 `yaml:"encode"`
+	Destinations map[string]fileDestination `yaml:"destinations"`
+}
+
+type fileLog struct {
+	Level  *string `yaml:"level"`
+	Format *string `yaml:"format"`
+}
+
+type fileFFmpeg struct {
+	Path *string `yaml:"path"`
+}
+
+type fileReceiver struct {
+	Enabled *bool   `yaml:"enabled"`
+	Listen  *string `yaml:"listen"`
+}
+
+type fileLimits struct {
+	MaxSessions       *int      `yaml:"max_sessions"`
+	MaxMessageBytes   *size     `yaml:"max_message_bytes"`
+	FirstMediaTimeout *duration `yaml:"first_media_timeout"`
+	IdleTimeout       *duration `yaml:"idle_timeout"`
+}
+
+type fileEncode struct {
+	VideoBitrate     *bitrate  `yaml:"video_bitrate"`
+	KeyframeInterval *duration `yaml:"keyframe_interval"`
+	X264Preset       *string   `yaml:"x264_preset"`
+	AudioBitrate     *bitrate  `yaml:"audio_bitrate"`
+	AudioSampleRate  *int      `yaml:"audio_sample_rate"`
+}
+
+type fileDestination struct {
+	URL         string `yaml:"url"`
+	Builtin     bool   `yaml:"builtin"`
+	Description string `yaml:"description"`
+}
+
+// parse is Parse and Load; file, when set, names the file in every message.
+func parse(data []byte, file string) (*Config, error) {
+	fc, lines, probs := decode(data)
+	if fc == nil {
+		return nil, joinProblems(probs, file)
+	}
+
+	c := fc.apply()
+	// A field that could not be decoded kept its default; do not also report what
+	// validation says about it or about what contains it.
+	for _, p := range c.problems() {
+		if !overlapsAny(p.path, probs) {
+			p.line = lines[p.path]
+			probs = append(probs, p)
+		}
+	}
+	if len(probs) > 0 {
+		// In the order of the file; problems without a line (such as a missing
+		// destination) last.
+		slices.SortStableFunc(probs, func(a, b *problem) int {
+			if (a.line == 0) != (b.line == 0) {
+				return b.line - a.line
+			}
+			return a.line - b.line
+		})
+		return nil, joinProblems(probs, file)
+	}
+	return c, nil
+}
+
+// decode turns the YAML into a fileConfig. It walks the YAML node tree itself, rather than
+// leaving it all to yaml.v3, so that every problem is reported at once with its line, its
+// field path and what is allowed there. lines maps each field path found to its line.
+// fc is nil only when the document could not be read at all.
+func decode(data []byte) (fc *fileConfig, lines map[string]int, probs []*problem) {
+	fc = &fileConfig{}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) { // empty input, or only comments
+			return fc, nil, nil
+		}
+		return nil, nil, []*problem{yamlProblem(err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, nil, []*problem{{line: extra.Line, msg: "the file holds more than one YAML document (---); keep one"}}
+	}
+
+	w := walker{lines: map[string]int{}}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	w.value(root, reflect.ValueOf(fc).Elem(), "")
+	if len(w.probs) > 0 {
+		return fc, w.lines, w.probs
+	}
+
+	// Belt and braces: yaml.v3's own strict decoding must agree that nothing is unknown
+	// or mistyped. It only speaks here if the walker above has missed something.
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(&fileConfig{}); err != nil {
+		return nil, nil, []*problem{yamlProblem(err)}
+	}
+	return fc, w.lines, nil
+}
+
+// yamlProblem turns an error from yaml.v3 into a problem, keeping its line if it has one.
+func yamlProblem(err error) *problem {
+	msg := err.Error()
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msg = strings.Join(te.Errors, "; ")
+	}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	line := 0
+	if n, _ := fmt.Sscanf(msg, "line %d: ", &line); n == 1 {
+		msg = msg[strings.Index(msg, ": ")+2:]
+	}
+	return &problem{line: line, msg: msg}
+}
+
+// walker decodes a YAML node tree into the file layer, collecting problems.
+type walker struct {
+	lines map[string]int
+	probs []*problem
+}
+
+// fail reports a problem with the mapping at path (an unknown or repeated key).
+func (w *walker) fail(n *yaml.Node, path, format string, args ...any) {
+	w.probs = append(w.probs, &problem{line: n.Line, path: path, msg: fmt.Sprintf(format, args...)})
+}
+
+// bad reports a value at path that could not be decoded: it keeps its default, and what
+// validation would say about it is not reported.
+func (w *walker) bad(n *yaml.Node, path, format string, args ...any) {
+	w.probs = append(w.probs, &problem{line: n.Line, path: path, msg: fmt.Sprintf(format, args...), masks: true})
+}
+
+// value decodes n into v, whose field path is path.
+func (w *walker) value(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if path != "" {
+		if _, seen := w.lines[path]; !seen {
+			w.lines[path] = n.Line
+		}
+	}
+	if n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null") {
+		return // absent: keep the zero value, which means the default
+	}
+	if v.Kind() == reflect.Pointer {
+		elem := reflect.New(v.Type().Elem())
+		before := len(w.probs)
+		w.value(n, elem.Elem(), path)
+		if len(w.probs) == before {
+			v.Set(elem)
+		}
+		return
+	}
+	if _, custom := v.Addr().Interface().(yaml.Unmarshaler); custom {
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			w.bad(n, path, "%v", err)
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		w.structure(n, v, path)
+	case reflect.Map:
+		w.mapping(n, v, path)
+	case reflect.Int:
+		// yaml.v3 would truncate 1.5 to 1: take only integers.
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(v.Addr().Interface()) != nil {
+			w.bad(n, path, "%s", scalarTypeMessage(n, v.Kind()))
+		}
+	default:
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			w.bad(n, path, "%s", scalarTypeMessage(n, v.Kind()))
+		}
+	}
+}
+
+// scalarTypeMessage says what was wrong with a value given for a plain field.
+func scalarTypeMessage(n *yaml.Node, k reflect.Kind) string {
+	switch k {
+	case reflect.Int:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
+			return fmt.Sprintf("%s is out of range", describe(n))
+		}
+		if _, err := strconv.Atoi(n.Value); err == nil && n.Kind == yaml.ScalarNode {
+			return fmt.Sprintf("%s is quoted, which makes it a string; write %s without quotes", describe(n), n.Value)
+		}
+		return fmt.Sprintf("%s is not a whole number", describe(n))
+	case reflect.Bool:
+		if _, err := strconv.ParseBool(n.Value); err == nil && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+			return fmt.Sprintf("%s is quoted, which makes it a string; write %s without quotes", describe(n), n.Value)
+		}
+		return fmt.Sprintf("%s is not true or false", describe(n))
+	default:
+		return fmt.Sprintf("%s is not a string", describe(n))
+	}
+}
+
+// describe shows a node in a message: a scalar as it was written, otherwise its kind.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.ShortTag() == "!!str" {
+			return fmt.Sprintf("%q", n.Value)
+		}
+		return n.Value
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	default:
+		return "this value"
+	}
+}
+
+// mapKeys walks the key/value pairs of a mapping node, merge keys (<<) first so that keys
+// written out override merged ones, as in yaml.v3. It reports keys given twice.
+func (w *walker) mapKeys(n *yaml.Node, path string, each func(k, v *yaml.Node)) {
+	var merges, pairs [][2]*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge" {
+			merges = append(merges, [2]*yaml.Node{k, v})
+		} else {
+			pairs = append(pairs, [2]*yaml.Node{k, v})
+		}
+	}
+	for _, m := range merges {
+		v := m[1]
+		if v.Kind == yaml.AliasNode {
+			v = v.Alias
+		}
+		var sources []*yaml.Node
+		switch v.Kind {
+		case yaml.MappingNode:
+			sources = []*yaml.Node{v}
+		case yaml.SequenceNode:
+			sources = v.Content
+		}
+		for _, s := range sources {
+			if s.Kind == yaml.AliasNode {
+				s = s.Alias
+			}
+			if s.Kind != yaml.MappingNode {
+				w.fail(m[0], path, "a merge (<<) must refer to a mapping or a list of mappings")
+				continue
+			}
+			w.mapKeys(s, path, each)
+		}
+		if len(sources) == 0 {
+			w.fail(m[0], path, "a merge (<<) must refer to a mapping or a list of mappings")
+		}
+	}
+	seen := map[string]int{}
+	for _, p := range pairs {
+		k := p[0]
+		if k.Kind == yaml.AliasNode {
+			k = k.Alias
+		}
+		if k.Kind != yaml.ScalarNode {
+			w.fail(k, path, "a key must be a plain name, not %s", describe(k))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			w.fail(k, join(path, k.Value), "given twice (lines %d and %d); keep one", first, k.Line)
+			continue
+		}
+		seen[k.Value] = k.Line
+		each(k, p[1])
+	}
+}
+
+// structure decodes a mapping into a struct of the file layer, refusing unknown fields.
+func (w *walker) structure(n *yaml.Node, v reflect.Value, path string) {
+	fields := yamlFields(v.Type())
+	if n.Kind != yaml.MappingNode {
+		what := "the file"
+		if path != "" {
+			what = path
+		}
+		w.bad(n, path, "%s is not a mapping; %s holds the fields %s", describe(n), what, strings.Join(fieldNames(fields), ", "))
+		return
+	}
+	w.mapKeys(n, path, func(k, val *yaml.Node) {
+		i, ok := fields[k.Value]
+		if !ok {
+			w.fail(k, path, "field %q is not known; allowed fields here: %s", k.Value, strings.Join(fieldNames(fields), ", "))
+			return
+		}
+		p := join(path, k.Value)
+		w.lines[p] = k.Line
+		w.value(val, v.Field(i), p)
+	})
+}
+
+// mapping decodes a mapping into a map[string]T (destinations).
+func (w *walker) mapping(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		w.bad(n, path, "%s is not a mapping; write one NAME: {...} entry per line", describe(n))
+		return
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeMap(v.Type()))
+	}
+	w.mapKeys(n, path, func(k, val *yaml.Node) {
+		elem := reflect.New(v.Type().Elem()).Elem()
+		p := join(path, k.Value)
+		w.lines[p] = k.Line
+		// "name:" with nothing after it is kept as a destination with nothing set,
+		// so that validation says what it lacks.
+		w.value(val, elem, p)
+		v.SetMapIndex(reflect.ValueOf(k.Value), elem)
+	})
+}
+
+// yamlFields maps the yaml names of a struct's fields to their indices, in order.
+func yamlFields(t reflect.Type) map[string]int {
+	fields := make(map[string]int, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		fields[name] = i
+	}
+	return fields
+}
+
+// fieldNames returns the names of fields in the order the struct declares them, which is
+// the order of the schema in the documentation.
+func fieldNames(fields map[string]int) []string {
+	names := make([]string, len(fields))
+	for name, i := range fields {
+		names[i] = name
+	}
+	return names
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// apply returns the defaults overridden by what the file gives.
+func (fc *fileConfig) apply() *Config {
+	c := defaultsWithoutDestinations()
+	set(&c.Listen, fc.Listen)
+	set(&c.Log.Level, fc.Log.Level)
+	set(&c.Log.Format, fc.Log.Format)
+	set(&c.FFmpeg.Path, fc.FFmpeg.Path)
+	set(&c.Receiver.Enabled, fc.Receiver.Enabled)
+	set(&c.Receiver.Listen, fc.Receiver.Listen)
+	set(&c.Limits.MaxSessions, fc.Limits.MaxSessions)
+	if fc.Limits.MaxMessageBytes != nil {
+		c.Limits.MaxMessageBytes = int64(*fc.Limits.MaxMessageBytes)
+	}
+	if fc.Limits.FirstMediaTimeout != nil {
+		c.Limits.FirstMediaTimeout = time.Duration(*fc.Limits.FirstMediaTimeout)
+	}
+	if fc.Limits.IdleTimeout != nil {
+		c.Limits.IdleTimeout = time.Duration(*fc.Limits.IdleTimeout)
+	}
+	if fc.Encode.VideoBitrate != nil {
+		c.Encode.VideoBitrate = int(*fc.Encode.VideoBitrate)
+	}
+	if fc.Encode.KeyframeInterval != nil {
+		c.Encode.KeyframeInterval = time.Duration(*fc.Encode.KeyframeInterval)
+	}
+	set(&c.Encode.X264Preset, fc.Encode.X264Preset)
+	if fc.Encode.AudioBitrate != nil {
+		c.Encode.AudioBitrate = int(*fc.Encode.AudioBitrate)
+	}
+	set(&c.Encode.AudioSampleRate, fc.Encode.AudioSampleRate)
+
+	c.Destinations = make(map[string]Destination, len(fc.Destinations))
+	for name, d := range fc.Destinations {
+		c.Destinations[name] = Destination{Name: name, URL: d.URL, Builtin: d.Builtin, Description: d.Description}
+	}
+	if len(c.Destinations) == 0 && c.Receiver.Enabled {
+		c.Destinations[builtinName] = builtinDestination()
+	}
+	return c
+}
+
+func set[T any](dst *T, src *T) {
+	if src != nil {
+		*dst = *src
+	}
+}
