@@ -1,0 +1,695 @@
+// livegate studio: the page around client.js. Picks camera, microphone and destination,
+// shows a preview, goes live, and shows how the broadcast is doing.
+//
+// For tests and kiosks:
+//   ?destination=NAME   preselects a destination
+//   &autostart=1        goes live as soon as the camera and the destination list are ready
+//   document.body.dataset.state  idle | ready | connecting | live | stopping | stopped | error
+//   window.__livegate   live view of the broadcast (see `lg` below), with stop() and goLive()
+
+import { publish, pickMimeType } from './client.js';
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  preview: $('preview'),
+  stageEmpty: $('stage-empty'),
+  stageText: $('stage-text'),
+  onair: $('onair'),
+  onairTime: $('onair-time'),
+  badge: $('badge'),
+  badgeText: $('badge-text'),
+  camera: $('camera'),
+  microphone: $('microphone'),
+  destination: $('destination'),
+  destinationHelp: $('destination-help'),
+  status: $('status'),
+  golive: $('golive'),
+  stop: $('stop'),
+  sessionId: $('session-id'),
+  statTime: $('stat-time'),
+  statSent: $('stat-sent'),
+  statSentTotal: $('stat-sent-total'),
+  statServer: $('stat-server'),
+  statServerTotal: $('stat-server-total'),
+  statVideo: $('stat-video'),
+  statVideoDetail: $('stat-video-detail'),
+  statAudio: $('stat-audio'),
+  statMime: $('stat-mime'),
+  destStates: $('dest-states'),
+  receiver: $('receiver'),
+  receiverStreams: $('receiver-streams'),
+};
+
+const params = new URLSearchParams(location.search);
+const wantedDestination = params.get('destination') || '';
+const autostart = params.get('autostart') === '1';
+
+const lg = {
+  state: 'idle',
+  mimeType: pickMimeType(),
+  bytesSent: 0,
+  chunksSent: 0,
+  ready: null, // the server's ready message
+  lastStats: null, // the server's latest stats message
+  lastError: null, // {code, message}
+  destinations: {}, // name → {name, state, reason, bytes_out, bitrate_out}
+  stop: () => stopLive(),
+  goLive: () => goLive(),
+};
+window.__livegate = lg;
+
+let stream = null;
+let pub = null;
+let destinations = null; // from GET /api/v1/destinations, once loaded
+let acquiring = 0; // generation counter, so a slow getUserMedia cannot win over a newer one
+let autostarted = false;
+let userStopped = false;
+
+// ---------------------------------------------------------------- state and status
+
+const BADGE = {
+  idle: 'Starting', ready: 'Ready', connecting: 'Connecting', live: 'Live',
+  stopping: 'Stopping', stopped: 'Stopped', error: 'Error',
+};
+
+function setState(state) {
+  lg.state = state;
+  document.body.dataset.state = state;
+  el.badgeText.textContent = BADGE[state] || state;
+  el.onair.hidden = state !== 'live';
+  updateControls();
+}
+
+function setStatus(text, tone = 'info') {
+  if (el.status.textContent !== text) el.status.textContent = text;
+  el.status.dataset.tone = tone;
+}
+
+function fail(code, message, shown = message) {
+  lg.lastError = { code, message };
+  setState('error');
+  setStatus(shown, 'error');
+}
+
+function busy() {
+  return lg.state === 'connecting' || lg.state === 'live' || lg.state === 'stopping';
+}
+
+// When the focused button becomes disabled (Go live → live, Stop → stopped), focus moves to
+// the button that makes sense next, so that keyboard and screen reader users keep their place.
+let refocus = false;
+
+function updateControls() {
+  const focused = document.activeElement;
+  const hadButton = focused === el.golive || focused === el.stop;
+  setDisabled();
+  if (hadButton && !focused.disabled) {
+    refocus = false;
+    return;
+  }
+  const lost = !document.activeElement || document.activeElement === document.body;
+  if (hadButton || (refocus && lost)) {
+    const next = !el.stop.disabled ? el.stop : !el.golive.disabled ? el.golive : null;
+    if (next) next.focus();
+    refocus = next === null;
+  }
+}
+
+function setDisabled() {
+  const live = busy();
+  const haveDevices = stream !== null;
+  el.camera.disabled = live || el.camera.options.length === 0 || !el.camera.options[0].value;
+  el.microphone.disabled = live || el.microphone.options.length === 0 || !el.microphone.options[0].value;
+  el.destination.disabled = live || !destinations || destinations.length === 0;
+  el.golive.disabled = live || !haveDevices || !lg.mimeType || !el.destination.value;
+  el.stop.disabled = !(lg.state === 'connecting' || lg.state === 'live');
+}
+
+function readyText() {
+  return 'Ready — choose a destination and press Go live';
+}
+
+// ---------------------------------------------------------------- camera and microphone
+
+const VIDEO = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+
+async function acquire() {
+  if (busy()) return;
+  const generation = ++acquiring;
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    fail('insecure_context', 'camera access needs a secure page',
+      'This page cannot use the camera here — open it over HTTPS (or on localhost)');
+    showStage('Camera unavailable');
+    return;
+  }
+  const video = { ...VIDEO };
+  if (el.camera.value) video.deviceId = { exact: el.camera.value };
+  const audio = el.microphone.value ? { deviceId: { exact: el.microphone.value } } : true;
+
+  // Some cameras cannot be opened twice: let go of the old stream first.
+  const switching = stream !== null;
+  releaseStream();
+  showStage('Waiting for the camera…');
+  if (switching) {
+    setState('idle');
+    setStatus('Opening the camera and microphone…', 'busy');
+  }
+  let next;
+  try {
+    next = await navigator.mediaDevices.getUserMedia({ video, audio });
+  } catch (err) {
+    if (generation !== acquiring) return;
+    cameraError(err);
+    return;
+  }
+  if (generation !== acquiring) {
+    next.getTracks().forEach((t) => t.stop());
+    return;
+  }
+  stream = next;
+  el.preview.srcObject = stream;
+  el.stageEmpty.hidden = true;
+  for (const track of stream.getTracks()) {
+    track.addEventListener('ended', () => {
+      if (stream === next && !busy()) {
+        fail('device_lost', 'the camera or microphone was disconnected',
+          'The camera or microphone was disconnected — plug it back in or choose another one');
+        showStage('Camera disconnected');
+      }
+    });
+  }
+  await listDevices();
+  if (!lg.mimeType) {
+    fail('no_supported_type', 'this browser cannot record H.264 or VP8 video with MediaRecorder',
+      'Your browser cannot record H.264 or VP8 video with MediaRecorder');
+    return;
+  }
+  if (!busy() && !destinationsFailed) {
+    setState('ready');
+    setStatus(readyText(), 'ok');
+  }
+  maybeAutostart();
+}
+
+function releaseStream() {
+  if (!stream) return;
+  stream.getTracks().forEach((t) => t.stop());
+  stream = null;
+  el.preview.srcObject = null;
+  updateControls();
+}
+
+function showStage(text) {
+  el.stageText.textContent = text;
+  el.stageEmpty.hidden = false;
+}
+
+function cameraError(err) {
+  const name = err && err.name;
+  if (name === 'NotAllowedError' || name === 'SecurityError' || name === 'PermissionDeniedError') {
+    fail('permission_denied', 'camera permission was refused',
+      "Camera permission was refused — allow camera and microphone in the browser's site settings and reload");
+    showStage('No permission for the camera');
+  } else if (name === 'NotFoundError' || name === 'DevicesNotFoundError' || name === 'OverconstrainedError') {
+    fail('no_device', 'no camera or microphone found', 'No camera or microphone found');
+    showStage('No camera found');
+  } else if (name === 'NotReadableError' || name === 'TrackStartError' || name === 'AbortError') {
+    fail('device_busy', 'the camera or microphone could not be started',
+      'The camera or microphone could not be started — close other apps that use it and try again');
+    showStage('Camera busy');
+  } else {
+    const message = `the camera or microphone could not be opened${err && err.message ? `: ${err.message}` : ''}`;
+    fail('device_error', message, capitalize(message));
+    showStage('Camera unavailable');
+  }
+  listDevices();
+}
+
+async function listDevices() {
+  let devices = [];
+  try {
+    devices = await navigator.mediaDevices.enumerateDevices();
+  } catch {
+    return;
+  }
+  const current = (kind) => {
+    const track = stream && (kind === 'videoinput' ? stream.getVideoTracks() : stream.getAudioTracks())[0];
+    return track ? track.getSettings().deviceId || '' : '';
+  };
+  fillDeviceSelect(el.camera, devices.filter((d) => d.kind === 'videoinput'), current('videoinput'), 'Camera');
+  fillDeviceSelect(el.microphone, devices.filter((d) => d.kind === 'audioinput'), current('audioinput'), 'Microphone');
+  updateControls();
+}
+
+function fillDeviceSelect(select, devices, selected, noun) {
+  const usable = devices.filter((d) => d.deviceId);
+  const keep = selected || select.value;
+  select.replaceChildren();
+  if (usable.length === 0) {
+    select.append(new Option(stream ? `Default ${noun.toLowerCase()}` : 'Not available', ''));
+    return;
+  }
+  usable.forEach((d, i) => {
+    select.append(new Option(d.label || `${noun} ${i + 1}`, d.deviceId));
+  });
+  if (keep && usable.some((d) => d.deviceId === keep)) select.value = keep;
+}
+
+el.camera.addEventListener('change', () => acquire());
+el.microphone.addEventListener('change', () => acquire());
+if (navigator.mediaDevices) {
+  navigator.mediaDevices.addEventListener('devicechange', () => { if (stream) listDevices(); });
+}
+
+// ---------------------------------------------------------------- destinations
+
+let destinationsFailed = false;
+
+async function loadDestinations() {
+  let list;
+  try {
+    const res = await fetch('/api/v1/destinations', { headers: { Accept: 'application/json' } });
+    if (!res.ok) throw new Error(`the server answered ${res.status}`);
+    const body = await res.json();
+    list = Array.isArray(body.destinations) ? body.destinations : [];
+  } catch (err) {
+    destinationsFailed = true;
+    el.destination.replaceChildren(new Option('Unavailable', ''));
+    fail('destinations_unavailable', `could not load the destinations: ${err.message}`,
+      'Could not load the list of destinations from the server — check that livegate is running and reload');
+    return;
+  }
+  destinations = list;
+  el.destination.replaceChildren();
+  for (const d of list) {
+    el.destination.append(new Option(d.builtin ? `${d.name} (built-in)` : d.name, d.name));
+  }
+  if (wantedDestination) {
+    if (!list.some((d) => d.name === wantedDestination)) {
+      // Kept so that the server's own answer explains the problem.
+      el.destination.append(new Option(`${wantedDestination} (not offered by this server)`, wantedDestination));
+    }
+    el.destination.value = wantedDestination;
+  }
+  if (list.length === 0 && !wantedDestination) {
+    destinationsFailed = true;
+    el.destination.replaceChildren(new Option('None configured', ''));
+    fail('no_destinations', 'this server has no destinations configured',
+      'This server has no destinations configured — ask its operator to add one');
+    return;
+  }
+  describeDestination();
+  updateControls();
+  maybeAutostart();
+}
+
+function describeDestination() {
+  const d = destinations && destinations.find((x) => x.name === el.destination.value);
+  el.destinationHelp.textContent = d ? d.description || '' : el.destination.value ? 'Not in this server’s list.' : '';
+}
+
+el.destination.addEventListener('change', () => {
+  describeDestination();
+  updateControls();
+});
+
+function maybeAutostart() {
+  if (!autostart || autostarted) return;
+  if (!stream || !destinations || !el.destination.value || lg.state !== 'ready') return;
+  autostarted = true;
+  goLive();
+}
+
+// ---------------------------------------------------------------- going live
+
+function goLive() {
+  if (busy() || !stream || !lg.mimeType || !el.destination.value) return;
+  const destination = el.destination.value;
+  Object.assign(lg, { bytesSent: 0, chunksSent: 0, ready: null, lastStats: null, lastError: null, destinations: {} });
+  userStopped = false;
+  setState('connecting');
+  setStatus('Connecting…', 'busy');
+  resetHealth();
+
+  const p = publish(stream, { destination, mimeType: lg.mimeType });
+  pub = p;
+  const mine = (fn) => (ev) => { if (pub === p) fn(ev); };
+
+  p.addEventListener('ready', mine((ev) => {
+    lg.ready = ev.detail;
+    lg.destinations = { ...p.destinations };
+    renderFormat(ev.detail);
+    renderDestinations();
+  }));
+  p.addEventListener('sent', mine(() => {
+    lg.bytesSent = p.bytesSent;
+    lg.chunksSent = p.chunksSent;
+  }));
+  p.addEventListener('stats', mine((ev) => {
+    lg.lastStats = ev.detail;
+    lg.destinations = { ...p.destinations };
+    renderHealth();
+    renderDestinations();
+  }));
+  p.addEventListener('destination', mine(() => {
+    lg.destinations = { ...p.destinations };
+    renderDestinations();
+    if (lg.state === 'live') setStatus(liveText(), liveTone());
+  }));
+  p.addEventListener('state', mine((ev) => {
+    const { state } = ev.detail;
+    if (state === 'live') {
+      lg.bytesSent = p.bytesSent;
+      lg.chunksSent = p.chunksSent;
+      setState('live');
+      setStatus(liveText(), liveTone());
+    } else if (state === 'stopping') {
+      setState('stopping');
+      setStatus('Stopping…', 'busy');
+    } else if (state === 'ended') {
+      setState('stopped');
+      setStatus(userStopped ? 'Stopped — press Go live to start again'
+        : 'The server ended the broadcast — press Go live to start again', userStopped ? 'ok' : 'info');
+      renderHealth();
+      renderDestinations();
+    }
+  }));
+  p.addEventListener('error', mine((ev) => {
+    const d = ev.detail || {};
+    const code = d.code || 'error';
+    const message = d.message || 'the broadcast failed';
+    fail(code, message, errorText(d));
+    renderHealth();
+    renderDestinations();
+  }));
+}
+
+async function stopLive() {
+  if (!pub || !(lg.state === 'connecting' || lg.state === 'live')) return;
+  userStopped = true;
+  setState('stopping');
+  setStatus('Stopping…', 'busy');
+  await pub.stop();
+  if (lg.state === 'stopping') {
+    setState('stopped');
+    setStatus('Stopped — press Go live to start again', 'ok');
+  }
+}
+
+function liveText() {
+  const names = pub && pub.ready && pub.ready.destinations ? pub.ready.destinations : [el.destination.value];
+  const failed = Object.values(lg.destinations).filter((d) => d.state === 'failed');
+  const live = names.filter((n) => !failed.some((d) => d.name === n));
+  let text = live.length ? `Live on ${live.join(', ')}` : 'No destination is receiving the broadcast';
+  for (const d of failed) text += ` — ${d.name} failed${d.reason ? `: ${d.reason}` : ''}`;
+  return text;
+}
+
+function liveTone() {
+  return Object.values(lg.destinations).some((d) => d.state === 'failed') ? 'warn' : 'live';
+}
+
+function errorText(d) {
+  if (d.type === 'error') return d.message || 'The server ended the broadcast'; // the server's words
+  switch (d.code) {
+    case 'connection_lost':
+      return 'Connection to the server was lost — check your network and press Go live to try again';
+    case 'connection_failed':
+      return 'Could not connect to the server — check that livegate is running and reachable';
+    case 'network_too_slow':
+      return 'The network is too slow for this video — the broadcast was stopped';
+    case 'no_supported_type':
+      return 'Your browser cannot record H.264 or VP8 video with MediaRecorder';
+    default:
+      return capitalize(d.message || 'The broadcast failed');
+  }
+}
+
+el.golive.addEventListener('click', () => goLive());
+el.stop.addEventListener('click', () => stopLive());
+
+window.addEventListener('pagehide', () => {
+  if (pub) pub.close();
+});
+
+// ---------------------------------------------------------------- live health
+
+function resetHealth() {
+  el.sessionId.textContent = '';
+  el.statTime.textContent = '00:00';
+  el.onairTime.textContent = '00:00';
+  el.statSent.textContent = '—';
+  el.statSentTotal.textContent = '';
+  el.statServer.textContent = '—';
+  el.statServerTotal.textContent = '';
+  el.statVideo.textContent = '—';
+  el.statVideoDetail.textContent = '';
+  el.statAudio.textContent = '';
+  el.statMime.textContent = lg.mimeType || '—';
+  el.destStates.replaceChildren(emptyItem('Connecting…'));
+}
+
+function renderFormat(ready) {
+  el.sessionId.textContent = ready.session ? `Session ${ready.session}` : '';
+  el.statVideo.textContent = ready.video === 'passthrough' ? 'Passthrough' : ready.video === 'transcode' ? 'Transcode' : '—';
+  const [video, audio] = codecNames(lg.mimeType);
+  el.statVideoDetail.textContent = ready.video === 'passthrough' ? `${video}, untouched` : `${video} → H.264`;
+  el.statAudio.textContent = `· audio ${ready.audio === 'transcode' ? `${audio} → AAC` : audio}`;
+  el.statMime.textContent = lg.mimeType || '—';
+}
+
+function codecNames(mime) {
+  const codecs = /codecs=([^;]+)/i.exec(mime || '');
+  const names = { avc1: 'H.264', h264: 'H.264', vp8: 'VP8', vp9: 'VP9', av1: 'AV1', opus: 'Opus' };
+  const list = codecs ? codecs[1].split(',').map((c) => names[c.trim().toLowerCase()] || c.trim()) : [];
+  return [list[0] || 'video', list[1] || 'audio'];
+}
+
+function renderHealth() {
+  if (!pub) return;
+  const running = lg.state === 'live' || lg.state === 'stopping';
+  if (pub.liveSince) {
+    const t = clock((running ? Date.now() : pub.endedAt || Date.now()) - pub.liveSince);
+    el.statTime.textContent = t;
+    el.onairTime.textContent = t;
+  }
+  if (running) {
+    showRate(el.statSent, pub.bitrate);
+  } else if (lg.state !== 'connecting') {
+    el.statSent.textContent = '—';
+  }
+  el.statSentTotal.textContent = pub.bytesSent ? `${bytes(pub.bytesSent)} sent` : '';
+  const s = lg.lastStats;
+  if (s) {
+    if (running) showRate(el.statServer, s.bitrate_in);
+    else el.statServer.textContent = '—';
+    el.statServerTotal.textContent = `${bytes(s.bytes_in)} received`;
+  }
+}
+
+const STATE_WORDS = { connecting: 'Connecting', live: 'Live', failed: 'Failed', ended: 'Ended' };
+
+function renderDestinations() {
+  const list = Object.values(lg.destinations);
+  if (list.length === 0) {
+    el.destStates.replaceChildren(emptyItem(busy() ? 'Connecting…' : 'Not live.'));
+    return;
+  }
+  const items = list.map((d) => {
+    const li = document.createElement('li');
+    li.className = 'dest';
+    const name = document.createElement('span');
+    name.className = 'dest-name';
+    name.textContent = d.name;
+    const state = document.createElement('span');
+    state.className = 'chip';
+    // Once the broadcast is over, every destination that did not fail has ended.
+    const shown = !busy() && d.state !== 'failed' ? 'ended' : d.state;
+    state.dataset.state = shown;
+    state.textContent = STATE_WORDS[shown] || shown;
+    const rate = document.createElement('span');
+    rate.className = 'dest-rate';
+    rate.textContent = shown === 'live' && typeof d.bitrate_out === 'number' ? kbps(d.bitrate_out) : '';
+    li.append(name, state, rate);
+    if (d.reason) {
+      const reason = document.createElement('span');
+      reason.className = 'dest-reason';
+      reason.textContent = d.reason;
+      li.append(reason);
+    }
+    return li;
+  });
+  el.destStates.replaceChildren(...items);
+}
+
+function emptyItem(text) {
+  const li = document.createElement('li');
+  li.className = 'empty';
+  li.textContent = text;
+  return li;
+}
+
+setInterval(() => {
+  if (!pub) return;
+  if (lg.state === 'live' || lg.state === 'stopping') renderHealth();
+  if (lg.state === 'live') {
+    lg.bytesSent = pub.bytesSent;
+    lg.chunksSent = pub.chunksSent;
+  }
+}, 500);
+
+// ---------------------------------------------------------------- built-in receiver
+
+const receiverSeen = new Map(); // path → {bytes, time}, for a rate between polls
+
+async function pollReceiver() {
+  let body;
+  try {
+    const res = await fetch('/api/v1/receiver', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    if (res.status === 404) {
+      el.receiver.hidden = true; // this server has no built-in receiver
+      return;
+    }
+    if (!res.ok) throw new Error(String(res.status));
+    body = await res.json();
+  } catch {
+    el.receiverStreams.replaceChildren(paragraph('The receiver is not reachable right now.', 'empty'));
+    setTimeout(pollReceiver, 2000);
+    return;
+  }
+  el.receiver.hidden = false;
+  renderReceiver(Array.isArray(body.streams) ? body.streams : []);
+  setTimeout(pollReceiver, 2000);
+}
+
+function renderReceiver(streams) {
+  if (streams.length === 0) {
+    el.receiverStreams.replaceChildren(paragraph('Nothing received yet.', 'empty'));
+    return;
+  }
+  const now = performance.now();
+  const cards = streams.map((s) => {
+    const prev = receiverSeen.get(s.path);
+    let rate = null;
+    if (prev && s.active && now > prev.time && s.bytes >= prev.bytes) {
+      rate = ((s.bytes - prev.bytes) * 8) / ((now - prev.time) / 1000);
+    }
+    receiverSeen.set(s.path, { bytes: s.bytes, time: now });
+
+    const card = document.createElement('article');
+    card.className = 'stream';
+    const head = document.createElement('div');
+    head.className = 'stream-head';
+    const title = document.createElement('h3');
+    title.className = 'stream-path';
+    title.textContent = s.path;
+    const chip = document.createElement('span');
+    chip.className = 'chip';
+    chip.dataset.state = s.active ? 'live' : 'ended';
+    chip.textContent = s.active ? 'Receiving' : 'Ended';
+    head.append(title, chip);
+
+    const dl = document.createElement('dl');
+    dl.className = 'facts';
+    const durationMs = Math.max(0, (s.last_pts_ms || 0) - (s.first_pts_ms || 0));
+    const seconds = durationMs / 1000;
+    const v = s.video;
+    const a = s.audio;
+    if (v) {
+      addFact(dl, 'Video', [codecName(v.codec), v.width && v.height ? `${v.width}×${v.height}` : ''].filter(Boolean).join(' · '));
+      addFact(dl, 'Profile', [v.profile, v.level].filter(Boolean).join(' ') || '—');
+      addFact(dl, 'Frames', `${num(v.frames)}${seconds > 0 ? ` · ${Math.round(v.frames / seconds)} fps` : ''}`);
+      addFact(dl, 'Key frames', v.key_frames > 1 && seconds > 0
+        ? `every ${(seconds / (v.key_frames - 1)).toFixed(1)} s` : num(v.key_frames));
+    } else {
+      addFact(dl, 'Video', 'none');
+    }
+    addFact(dl, 'Audio', a ? [codecName(a.codec), a.sample_rate ? `${+(a.sample_rate / 1000).toFixed(1)} kHz` : '', channels(a.channels)]
+      .filter(Boolean).join(' · ') : 'none');
+    addFact(dl, 'Duration', clock(durationMs));
+    addFact(dl, 'Received', bytes(s.bytes));
+    addFact(dl, 'Bit rate', rate !== null ? kbps(rate) : '—');
+    card.append(head, dl);
+    return card;
+  });
+  el.receiverStreams.replaceChildren(...cards);
+}
+
+function addFact(dl, term, value) {
+  const div = document.createElement('div');
+  const dt = document.createElement('dt');
+  dt.textContent = term;
+  const dd = document.createElement('dd');
+  dd.textContent = value;
+  div.append(dt, dd);
+  dl.append(div);
+}
+
+function paragraph(text, className) {
+  const p = document.createElement('p');
+  p.className = className;
+  p.textContent = text;
+  return p;
+}
+
+// ---------------------------------------------------------------- formatting
+
+function clock(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const mmss = `${String(m).padStart(2, '0')}:${String(s).padStart(2, '0')}`;
+  return h ? `${h}:${mmss}` : mmss;
+}
+
+// A bit rate as a big number and a small unit; its text reads "2,480 kbit/s".
+function showRate(target, bitsPerSecond) {
+  const text = kbps(bitsPerSecond);
+  const [value, unit] = text.split(' ');
+  if (!unit) {
+    target.textContent = text;
+    return;
+  }
+  const small = document.createElement('span');
+  small.className = 'unit';
+  small.textContent = ` ${unit}`;
+  target.replaceChildren(value, small);
+}
+
+function kbps(bitsPerSecond) {
+  if (typeof bitsPerSecond !== 'number' || !isFinite(bitsPerSecond)) return '—';
+  return `${num(Math.round(bitsPerSecond / 1000))} kbit/s`;
+}
+
+function bytes(n) {
+  if (typeof n !== 'number' || !isFinite(n)) return '—';
+  if (n < 1000) return `${n} B`;
+  if (n < 1e6) return `${(n / 1e3).toFixed(0)} kB`;
+  if (n < 1e9) return `${(n / 1e6).toFixed(1)} MB`;
+  return `${(n / 1e9).toFixed(2)} GB`;
+}
+
+function num(n) {
+  return Number(n || 0).toLocaleString('en-US');
+}
+
+function codecName(c) {
+  return { H264: 'H.264', AAC: 'AAC', OPUS: 'Opus' }[String(c).toUpperCase()] || c;
+}
+
+function channels(n) {
+  return n === 1 ? 'mono' : n === 2 ? 'stereo' : n ? `${n} channels` : '';
+}
+
+function capitalize(s) {
+  return s ? s[0].toUpperCase() + s.slice(1) : s;
+}
+
+// ---------------------------------------------------------------- start
+
+setState('idle');
+el.statMime.textContent = lg.mimeType || '—';
+loadDestinations();
+acquire();
+pollReceiver();
