@@ -1,0 +1,398 @@
+// Package mediarecorder is the ingest for browsers that record with
+// MediaRecorder: a binary WebSocket carrying the recorder's output as one
+// continuous byte stream, after a JSON start message (docs/protocol.md).
+package mediarecorder
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/livegate/livegate/internal/media"
+	"github.com/livegate/livegate/internal/metrics"
+	"github.com/livegate/livegate/internal/session"
+	"github.com/livegate/livegate/internal/transcode"
+)
+
+const (
+	startTimeout = 10 * time.Second // from connect to the start message
+	writeTimeout = 5 * time.Second  // for one message to the browser
+	statsPeriod  = time.Second
+)
+
+// errStopRequested: the browser sent stop.
+var errStopRequested = errors.New("the browser ended the broadcast")
+
+// Handler serves the publish WebSocket. Set its fields, Initialize with the
+// server's context (cancelling it ends every session with shutting_down),
+// then Wait for the sessions to end.
+type Handler struct {
+	Log        *slog.Logger
+	Metrics    *metrics.Metrics
+	FFmpegPath string
+	// Encode is the template of the encoder options; Input and CopyVideo
+	// are set per session from what the browser sends.
+	Encode            transcode.Options
+	Destinations      map[string]session.Destination
+	MaxSessions       int
+	MaxMessageBytes   int64
+	FirstMediaTimeout time.Duration
+	IdleTimeout       time.Duration
+
+	ctx    context.Context
+	known  map[string]bool
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	active atomic.Int64
+}
+
+// Initialize prepares the handler; ctx is the server's lifetime.
+func (h *Handler) Initialize(ctx context.Context) {
+	h.ctx = ctx
+	h.known = make(map[string]bool, len(h.Destinations))
+	for name := range h.Destinations {
+		h.known[name] = true
+	}
+}
+
+// Wait returns when every session has ended. Cancel the context given to
+// Initialize first.
+func (h *Handler) Wait() {
+	h.mu.Lock()
+	h.mu.Unlock() //nolint:staticcheck // an empty section orders Wait after any Add in flight
+	h.wg.Wait()
+}
+
+// Active is the number of broadcasts in progress.
+func (h *Handler) Active() int { return int(h.active.Load()) }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	if h.ctx.Err() != nil {
+		h.mu.Unlock()
+		http.Error(w, "livegate is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+
+	// The default options check that the Origin matches the Host, which
+	// stops other sites from publishing through a visitor's browser.
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		h.Log.Info("websocket handshake refused", "remote", r.RemoteAddr, "error", err)
+		return
+	}
+	c.SetReadLimit(h.MaxMessageBytes)
+	id := newID()
+	log := h.Log.With("session", id)
+	cs := &connSession{h: h, c: c, id: id, log: log, remote: r.RemoteAddr}
+	cs.run()
+}
+
+type connSession struct {
+	h      *Handler
+	c      *websocket.Conn
+	id     string
+	log    *slog.Logger
+	remote string
+
+	sess      *session.Session
+	lastMedia atomic.Int64 // unix nanoseconds of the last media message; 0 before any
+}
+
+func (cs *connSession) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer cs.c.CloseNow() //nolint:errcheck // the last resort; Close was tried first
+
+	req, perr := cs.readStart(ctx)
+	if perr != nil {
+		cs.refuse(perr)
+		return
+	}
+	h := cs.h
+	if n := h.active.Add(1); h.MaxSessions > 0 && n > int64(h.MaxSessions) {
+		h.active.Add(-1)
+		cs.refuse(errorf("too_many_sessions", closeTooMany, "this server already carries its maximum of %d broadcasts; try again later", h.MaxSessions))
+		return
+	}
+	defer h.active.Add(-1)
+	if h.Metrics != nil {
+		h.Metrics.SessionsTotal.Inc()
+		h.Metrics.SessionsActive.Inc()
+		defer h.Metrics.SessionsActive.Dec()
+	}
+
+	events := make(chan session.Event, 64)
+	dests := make([]session.Destination, 0, len(req.Destinations))
+	for _, name := range req.Destinations {
+		dests = append(dests, h.Destinations[name])
+	}
+	opts := h.Encode
+	opts.Input = req.Input
+	opts.CopyVideo = req.Video == media.CodecH264
+	cs.sess = &session.Session{
+		ID:           cs.id,
+		Log:          cs.log,
+		FFmpegPath:   h.FFmpegPath,
+		Transcode:    opts,
+		Destinations: dests,
+		Metrics:      h.Metrics,
+		OnEvent: func(ev session.Event) {
+			select {
+			case events <- ev:
+			default:
+				cs.log.Warn("destination event dropped: the browser is not keeping up", "destination", ev.Destination, "state", ev.State)
+			}
+		},
+	}
+	if err := cs.sess.Start(ctx); err != nil {
+		cs.log.Error("could not start the pipeline", "error", err)
+		cs.refuse(errorf("encoder_failed", closeInternal, "the server could not start its encoder; the operator should check the logs"))
+		return
+	}
+	started := time.Now()
+	cs.log.Info("broadcast started", "remote", cs.remote, "destinations", strings.Join(req.Destinations, ","),
+		"video", req.Video.String(), "audio", req.Audio.String(), "video_passthrough", opts.CopyVideo)
+
+	ready := readyMessage{Type: "ready", Version: ProtocolVersion, Session: cs.id, Destinations: req.Destinations}
+	ready.Video = "transcode"
+	if opts.CopyVideo {
+		ready.Video = "passthrough"
+	}
+	if req.Video == media.CodecUnknown {
+		ready.Video = ""
+	}
+	if req.Audio != media.CodecUnknown {
+		ready.Audio = "transcode"
+	}
+	if err := cs.send(ready); err != nil {
+		cs.sess.Close()
+		return
+	}
+
+	readErr := make(chan error, 1)
+	readDone := make(chan struct{})
+	go func() { // ends when ctx is cancelled or the socket closes; run waits for it
+		defer close(readDone)
+		readErr <- cs.readMedia(ctx)
+	}()
+
+	end := cs.loop(readErr, events, started)
+	cs.finish(end, cancel, readDone)
+	cs.log.Info("broadcast ended", "duration", time.Since(started).Round(time.Millisecond),
+		"bytes_in", cs.sess.Stats().BytesIn, "reason", end.reason())
+}
+
+// outcome is how a broadcast ended.
+type outcome struct {
+	graceful bool        // flush the pipeline before closing
+	perr     *protoError // tell the browser, then close with its code
+	closed   bool        // the browser went away: nothing to tell
+	normal   bool        // close 1000 after a stop
+	cause    error
+}
+
+func (o outcome) reason() string {
+	switch {
+	case o.perr != nil:
+		return o.perr.Error()
+	case o.cause != nil:
+		return o.cause.Error()
+	case o.normal:
+		return "stopped by the browser"
+	}
+	return "connection closed"
+}
+
+func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, started time.Time) outcome {
+	h := cs.h
+	tick := time.NewTicker(statsPeriod)
+	defer tick.Stop()
+	var lastIn uint64
+	lastOut := map[string]uint64{}
+	for {
+		select {
+		case err := <-readErr:
+			var perr *protoError
+			switch {
+			case errors.Is(err, errStopRequested):
+				return outcome{graceful: true, normal: true}
+			case errors.As(err, &perr):
+				return outcome{perr: perr}
+			case errors.Is(err, errEncoderInput):
+				return cs.pipelineOutcome()
+			default:
+				return outcome{closed: true, cause: err}
+			}
+		case <-cs.sess.Ended():
+			return cs.pipelineOutcome()
+		case <-h.ctx.Done():
+			return outcome{graceful: true, perr: &protoError{Code: "shutting_down", Close: int(websocket.StatusGoingAway),
+				Message: "the server is shutting down; your broadcast has ended, start again in a moment"}}
+		case ev := <-events:
+			if err := cs.send(destinationMessage{Type: "destination", Name: ev.Destination, State: string(ev.State), Reason: ev.Reason}); err != nil {
+				return outcome{closed: true, cause: err}
+			}
+		case now := <-tick.C:
+			last := cs.lastMedia.Load()
+			switch {
+			case last == 0 && now.Sub(started) > h.FirstMediaTimeout:
+				return outcome{perr: errorf("no_media", closeTimeout, "no media arrived within %v of ready; is the recorder running?", h.FirstMediaTimeout)}
+			case last != 0 && now.Sub(time.Unix(0, last)) > h.IdleTimeout:
+				return outcome{perr: errorf("no_media", closeTimeout, "no media for %v; the broadcast was ended", h.IdleTimeout)}
+			}
+			st := cs.sess.Stats()
+			msg := statsMessage{Type: "stats", UptimeMS: time.Since(started).Milliseconds(), BytesIn: st.BytesIn,
+				BitrateIn: (st.BytesIn - lastIn) * 8}
+			lastIn = st.BytesIn
+			for _, d := range st.Destinations {
+				msg.Destinations = append(msg.Destinations, destinationStats{Name: d.Name, State: string(d.State),
+					BytesOut: d.BytesOut, BitrateOut: (d.BytesOut - lastOut[d.Name]) * 8, Dropped: d.Dropped})
+				lastOut[d.Name] = d.BytesOut
+			}
+			if err := cs.send(msg); err != nil {
+				return outcome{closed: true, cause: err}
+			}
+		}
+	}
+}
+
+// pipelineOutcome turns the reason the pipeline ended into what the browser
+// is told.
+func (cs *connSession) pipelineOutcome() outcome {
+	// Let the pipeline record why it ended before stopping what is left.
+	t := time.NewTimer(2 * time.Second)
+	select {
+	case <-cs.sess.Done():
+	case <-t.C:
+	}
+	t.Stop()
+	cs.sess.Close()
+	err := cs.sess.Err()
+	switch {
+	case errors.Is(err, session.ErrBadMedia):
+		return outcome{cause: err, perr: errorf("bad_media", closeUnprocessable, "the server could not read your media stream as the type announced; reload the page and try again")}
+	case errors.Is(err, session.ErrAllDestinationsFailed):
+		return outcome{cause: err, perr: errorf("destination_failed", closeBadGateway, "%s", strings.TrimPrefix(err.Error(), session.ErrAllDestinationsFailed.Error()+": "))}
+	case err == nil:
+		return outcome{perr: errorf("encoder_failed", closeInternal, "the server's encoder stopped")}
+	}
+	return outcome{cause: err, perr: errorf("encoder_failed", closeInternal, "the server's encoder stopped unexpectedly; try again, and tell the operator if it happens again")}
+}
+
+func (cs *connSession) finish(o outcome, cancel context.CancelFunc, readDone <-chan struct{}) {
+	if o.graceful {
+		cs.sess.Finish()
+	} else {
+		cs.sess.Close()
+	}
+	if o.perr != nil {
+		cs.countError(o.perr.Code)
+		cs.log.Info("broadcast refused or ended", "code", o.perr.Code, "message", o.perr.Message, "cause", o.cause)
+		_ = cs.send(errorMessage{Type: "error", Code: o.perr.Code, Message: o.perr.Message})
+	}
+	// Close the socket, which also ends the reader; then wait for it.
+	switch {
+	case o.perr != nil:
+		_ = cs.c.Close(websocket.StatusCode(o.perr.Close), o.perr.Code)
+	case o.normal:
+		_ = cs.c.Close(websocket.StatusNormalClosure, "stopped")
+	}
+	cancel()
+	<-readDone
+}
+
+func (cs *connSession) countError(code string) {
+	if cs.h.Metrics != nil {
+		cs.h.Metrics.SessionErrors.WithLabelValues(code).Inc()
+	}
+}
+
+func (cs *connSession) refuse(perr *protoError) {
+	cs.countError(perr.Code)
+	cs.log.Info("publish refused", "remote", cs.remote, "code", perr.Code, "message", perr.Message)
+	_ = cs.send(errorMessage{Type: "error", Code: perr.Code, Message: perr.Message})
+	_ = cs.c.Close(websocket.StatusCode(perr.Close), perr.Code)
+}
+
+func (cs *connSession) send(v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	return wsjson.Write(ctx, cs.c, v)
+}
+
+// readStart reads and checks the first message.
+func (cs *connSession) readStart(ctx context.Context) (*startRequest, *protoError) {
+	rctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	typ, data, err := cs.c.Read(rctx)
+	if err != nil {
+		if rctx.Err() != nil {
+			return nil, errorf("no_media", closeTimeout, "no start message within %v", startTimeout)
+		}
+		return nil, errorf("bad_message", closeBadRequest, "could not read the start message: %v", err)
+	}
+	if typ == websocket.MessageBinary {
+		return nil, errorf("media_before_start", closeBadRequest, "media arrived before the start message; send start first and wait for ready")
+	}
+	m, perr := parseClientMessage(data)
+	if perr != nil {
+		return nil, perr
+	}
+	if m.Type != "start" {
+		return nil, errorf("bad_message", closeBadRequest, "the first message must be start, not %s", m.Type)
+	}
+	return validateStart(m, cs.h.known)
+}
+
+// errEncoderInput: the encoder no longer takes input (it ended).
+var errEncoderInput = errors.New("the encoder no longer takes input")
+
+// readMedia reads the browser's messages until the socket closes.
+func (cs *connSession) readMedia(ctx context.Context) error {
+	for {
+		typ, data, err := cs.c.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if typ == websocket.MessageBinary {
+			if len(data) == 0 {
+				continue
+			}
+			cs.lastMedia.Store(time.Now().UnixNano())
+			if err := cs.sess.Write(data); err != nil {
+				return errors.Join(errEncoderInput, err)
+			}
+			continue
+		}
+		m, perr := parseClientMessage(data)
+		if perr != nil {
+			return perr
+		}
+		switch m.Type {
+		case "start":
+			return errorf("duplicate_start", closeBadRequest, "the broadcast has already started; send start only once")
+		case "stop":
+			return errStopRequested
+		}
+	}
+}
+
+func newID() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}

@@ -1,0 +1,347 @@
+package mediarecorder
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/livegate/livegate/internal/receiver"
+	"github.com/livegate/livegate/internal/session"
+	"github.com/livegate/livegate/internal/transcode"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// fixture is a handler with the built-in receiver as its one destination,
+// behind a real HTTP server on loopback.
+type fixture struct {
+	h      *Handler
+	cancel context.CancelFunc
+	rcv    *receiver.Receiver
+	srv    *httptest.Server
+}
+
+func newFixture(t *testing.T, tweak func(*Handler)) *fixture {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is not installed: apt-get install ffmpeg")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: log}
+	if err := rcv.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse("rtmp://" + rcv.Addr().String() + "/live#local")
+	h := &Handler{
+		Log:        log,
+		FFmpegPath: "ffmpeg",
+		Encode: transcode.Options{VideoBitrate: 1_000_000, KeyframeInterval: 2 * time.Second, X264Preset: "ultrafast",
+			AudioBitrate: 128_000, AudioSampleRate: 48000},
+		Destinations:      map[string]session.Destination{"local": {Name: "local", URL: u}},
+		MaxSessions:       4,
+		MaxMessageBytes:   1 << 20,
+		FirstMediaTimeout: 3 * time.Second,
+		IdleTimeout:       3 * time.Second,
+	}
+	if tweak != nil {
+		tweak(h)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.Initialize(ctx)
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		cancel()
+		h.Wait()
+		srv.Close()
+		rcv.Close()
+	})
+	return &fixture{h: h, cancel: cancel, rcv: rcv, srv: srv}
+}
+
+type client struct {
+	t *testing.T
+	c *websocket.Conn
+}
+
+func (f *fixture) dial(t *testing.T) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(f.srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return &client{t: t, c: c}
+}
+
+func (c *client) sendText(s string) {
+	c.t.Helper()
+	if err := c.c.Write(context.Background(), websocket.MessageText, []byte(s)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *client) sendBinary(b []byte) error {
+	return c.c.Write(context.Background(), websocket.MessageBinary, b)
+}
+
+// next reads the next JSON message, skipping stats and destination messages
+// unless they are what is asked.
+func (c *client) next(want string) map[string]any {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for {
+		_, data, err := c.c.Read(ctx)
+		if err != nil {
+			c.t.Fatalf("waiting for %q: %v", want, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			c.t.Fatalf("server sent non-JSON %q", data)
+		}
+		if m["type"] == want || m["type"] == "error" {
+			return m
+		}
+	}
+}
+
+// closeStatus reads until the socket closes and returns the close code.
+func (c *client) closeStatus() websocket.StatusCode {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := c.c.Read(ctx); err != nil {
+			return websocket.CloseStatus(err)
+		}
+	}
+}
+
+const startH264 = `{"type":"start","version":1,"ingest":"mediarecorder","mime":"video/x-matroska;codecs=avc1.42C01F,opus","destinations":["local"]}`
+
+// sendChunks sends data cut at random places, as MediaRecorder does.
+func sendChunks(t *testing.T, c *client, data []byte) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for len(data) > 0 {
+		n := min(len(data), 1+rng.IntN(40_000))
+		if err := c.sendBinary(data[:n]); err != nil {
+			t.Fatalf("send media: %v", err)
+		}
+		data = data[n:]
+	}
+}
+
+func TestPublishToReceiver(t *testing.T) {
+	for _, ca := range []struct {
+		name, file, mime, video string
+		width, height           int
+	}{
+		{"h264 passthrough", "testdata/h264.mkv", "video/x-matroska;codecs=avc1,opus", "passthrough", 640, 360},
+		{"vp8 transcode", "testdata/vp8.webm", "video/webm;codecs=vp8,opus", "transcode", 640, 360},
+	} {
+		t.Run(ca.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			data, err := os.ReadFile(ca.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := f.dial(t)
+			c.sendText(`{"type":"start","version":1,"ingest":"mediarecorder","mime":"` + ca.mime + `","destinations":["local"]}`)
+			ready := c.next("ready")
+			if ready["type"] != "ready" || ready["video"] != ca.video {
+				t.Fatalf("ready = %v", ready)
+			}
+			sendChunks(t, c, data)
+			c.sendText(`{"type":"stop"}`)
+			if code := c.closeStatus(); code != websocket.StatusNormalClosure {
+				t.Fatalf("close code %d, want 1000", code)
+			}
+			// The receiver reads on until the publisher's connection ends.
+			waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && !s[0].Active })
+			streams := f.rcv.Streams()
+			if len(streams) != 1 {
+				t.Fatalf("receiver got %d streams", len(streams))
+			}
+			s := streams[0]
+			if s.Video == nil || s.Video.Codec != "H264" || s.Video.Width != ca.width || s.Video.Height != ca.height {
+				t.Fatalf("video = %+v", s.Video)
+			}
+			// 4 s at 30 fps: everything must arrive after a stop.
+			if s.Video.Frames < 115 {
+				t.Errorf("video frames = %d, want about 120", s.Video.Frames)
+			}
+			if s.Audio == nil || s.Audio.Codec != "AAC" || s.Audio.SampleRate != 48000 || s.Audio.Frames < 170 {
+				t.Errorf("audio = %+v", s.Audio)
+			}
+			if s.LastPTSms-s.FirstPTSms < 3800 {
+				t.Errorf("duration %d ms, want about 4000", s.LastPTSms-s.FirstPTSms)
+			}
+		})
+	}
+}
+
+func TestProtocolErrors(t *testing.T) {
+	for _, ca := range []struct {
+		name  string
+		send  func(c *client)
+		code  string
+		close websocket.StatusCode
+	}{
+		{"media before start", func(c *client) { _ = c.sendBinary([]byte{0x1a, 0x45, 0xdf, 0xa3}) }, "media_before_start", closeBadRequest},
+		{"not json", func(c *client) { c.sendText("hello") }, "bad_message", closeBadRequest},
+		{"unknown type", func(c *client) { c.sendText(`{"type":"play"}`) }, "bad_message", closeBadRequest},
+		{"stop first", func(c *client) { c.sendText(`{"type":"stop"}`) }, "bad_message", closeBadRequest},
+		{"version", func(c *client) { c.sendText(strings.Replace(startH264, `"version":1`, `"version":2`, 1)) }, "unsupported_version", closeBadRequest},
+		{"ingest", func(c *client) { c.sendText(strings.Replace(startH264, `mediarecorder`, `webrtc`, 1)) }, "unsupported_ingest", closeBadRequest},
+		{"unknown destination", func(c *client) { c.sendText(strings.Replace(startH264, `["local"]`, `["youtube"]`, 1)) }, "unknown_destination", closeNotFound},
+		{"url as destination", func(c *client) {
+			c.sendText(strings.Replace(startH264, `["local"]`, `["rtmp://evil.example/x"]`, 1))
+		}, "unknown_destination", closeNotFound},
+		{"no destination", func(c *client) { c.sendText(strings.Replace(startH264, `["local"]`, `[]`, 1)) }, "unknown_destination", closeNotFound},
+		{"mp4", func(c *client) { c.sendText(strings.Replace(startH264, `video/x-matroska`, `video/mp4`, 1)) }, "unsupported_media", closeUnsupported},
+		{"ffmpeg argument as mime", func(c *client) {
+			c.sendText(strings.Replace(startH264, `video/x-matroska;codecs=avc1.42C01F,opus`, `video/webm;codecs=vp8 -i /etc/passwd`, 1))
+		}, "unsupported_media", closeUnsupported},
+		{"duplicate start", func(c *client) {
+			c.sendText(startH264)
+			c.next("ready")
+			c.sendText(startH264)
+		}, "duplicate_start", closeBadRequest},
+		{"garbage bytes", func(c *client) {
+			c.sendText(startH264)
+			c.next("ready")
+			junk := make([]byte, 256<<10)
+			rng := rand.New(rand.NewPCG(3, 4))
+			for i := range junk {
+				junk[i] = byte(rng.Uint32())
+			}
+			for i := 0; i < 4; i++ {
+				if c.sendBinary(junk[i*64<<10:(i+1)*64<<10]) != nil {
+					return
+				}
+			}
+		}, "bad_media", closeUnprocessable},
+		{"start and no media", func(c *client) {
+			c.sendText(startH264)
+			c.next("ready")
+		}, "no_media", closeTimeout},
+	} {
+		t.Run(ca.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			c := f.dial(t)
+			ca.send(c)
+			m := c.next("error")
+			if m["type"] != "error" || m["code"] != ca.code {
+				t.Fatalf("got %v, want error %s", m, ca.code)
+			}
+			if msg, _ := m["message"].(string); len(msg) < 10 {
+				t.Errorf("error message %q says too little", msg)
+			}
+			if code := c.closeStatus(); code != ca.close {
+				t.Errorf("close code %d, want %d", code, ca.close)
+			}
+			// The server goes on serving: a good broadcast still works.
+			waitFor(t, func() bool { return f.h.Active() == 0 })
+			good := f.dial(t)
+			good.sendText(startH264)
+			if m := good.next("ready"); m["type"] != "ready" {
+				t.Fatalf("after %s, a good start got %v", ca.name, m)
+			}
+		})
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	f := newFixture(t, func(h *Handler) { h.MaxMessageBytes = 64 << 10 })
+	c := f.dial(t)
+	c.sendText(startH264)
+	c.next("ready")
+	_ = c.sendBinary(make([]byte, 65<<10))
+	if code := c.closeStatus(); code != websocket.StatusMessageTooBig {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+}
+
+func TestTooManySessions(t *testing.T) {
+	f := newFixture(t, func(h *Handler) { h.MaxSessions = 1 })
+	a := f.dial(t)
+	a.sendText(startH264)
+	a.next("ready")
+	b := f.dial(t)
+	b.sendText(startH264)
+	if m := b.next("ready"); m["code"] != "too_many_sessions" {
+		t.Fatalf("second session got %v", m)
+	}
+}
+
+func TestBrowserLeavesMidStream(t *testing.T) {
+	f := newFixture(t, nil)
+	data, err := os.ReadFile("testdata/h264.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.dial(t)
+	c.sendText(startH264)
+	c.next("ready")
+	// gortmplib's reader (in the receiver) reads 2 s ahead before it
+	// reports tracks: send 3 of the 4 seconds.
+	_ = c.sendBinary(data[:len(data)*3/4])
+	waitFor(t, func() bool {
+		s := f.rcv.Streams()
+		return len(s) == 1 && s[0].Video != nil && s[0].Video.Frames > 10
+	})
+	if err := c.c.CloseNow(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	began := time.Now()
+	waitFor(t, func() bool { return f.h.Active() == 0 })
+	if d := time.Since(began); d > 2*time.Second {
+		t.Errorf("the session took %v to end after the browser left; want < 2 s", d)
+	}
+}
+
+func TestShutdownTellsTheBrowser(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.dial(t)
+	c.sendText(startH264)
+	c.next("ready")
+	f.cancel() // as SIGTERM does
+	m := c.next("never")
+	if m["code"] != "shutting_down" {
+		t.Fatalf("got %v, want shutting_down", m)
+	}
+	if code := c.closeStatus(); code != websocket.StatusGoingAway {
+		t.Fatalf("close code %d, want 1001", code)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

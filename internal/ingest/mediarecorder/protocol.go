@@ -1,0 +1,236 @@
+package mediarecorder
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/livegate/livegate/internal/media"
+	"github.com/livegate/livegate/internal/transcode"
+)
+
+// ProtocolVersion is the version of docs/protocol.md this package speaks.
+const ProtocolVersion = 1
+
+const (
+	maxMimeLen       = 200
+	maxDestinations  = 8
+	maxControlLength = 4096
+)
+
+// Close codes (docs/protocol.md).
+const (
+	closeBadRequest    = 4400
+	closeNotFound      = 4404
+	closeTimeout       = 4408
+	closeUnsupported   = 4415
+	closeUnprocessable = 4422
+	closeTooMany       = 4429
+	closeInternal      = 4500
+	closeBadGateway    = 4502
+)
+
+// protoError is a refusal the browser is told about, then the socket closes.
+type protoError struct {
+	Code    string
+	Message string
+	Close   int
+}
+
+func (e *protoError) Error() string { return e.Code + ": " + e.Message }
+
+func errorf(code string, closeCode int, format string, args ...any) *protoError {
+	return &protoError{Code: code, Close: closeCode, Message: fmt.Sprintf(format, args...)}
+}
+
+// clientMessage is any text message from the browser.
+type clientMessage struct {
+	Type         string   `json:"type"`
+	Version      int      `json:"version"`
+	Ingest       string   `json:"ingest"`
+	Mime         string   `json:"mime"`
+	Destinations []string `json:"destinations"`
+}
+
+// startRequest is a validated start message.
+type startRequest struct {
+	Input        transcode.Input
+	Video        media.Codec // CodecUnknown when there is no video
+	Audio        media.Codec
+	Destinations []string
+}
+
+func parseClientMessage(data []byte) (*clientMessage, *protoError) {
+	if len(data) > maxControlLength {
+		return nil, errorf("bad_message", closeBadRequest, "a control message may be at most %d bytes", maxControlLength)
+	}
+	var m clientMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, errorf("bad_message", closeBadRequest, "a control message must be JSON: %v", err)
+	}
+	switch m.Type {
+	case "start", "stop":
+		return &m, nil
+	}
+	return nil, errorf("bad_message", closeBadRequest, "unknown message type %q; expected start or stop", truncate(m.Type, 40))
+}
+
+// validateStart checks a start message against what livegate offers.
+// known holds the configured destination names.
+func validateStart(m *clientMessage, known map[string]bool) (*startRequest, *protoError) {
+	if m.Version != ProtocolVersion {
+		return nil, errorf("unsupported_version", closeBadRequest, "protocol version %d is not supported; this server speaks version %d", m.Version, ProtocolVersion)
+	}
+	if m.Ingest != "mediarecorder" {
+		return nil, errorf("unsupported_ingest", closeBadRequest, "ingest %q is not supported; use mediarecorder", truncate(m.Ingest, 40))
+	}
+	req, perr := parseMime(m.Mime)
+	if perr != nil {
+		return nil, perr
+	}
+	if len(m.Destinations) == 0 {
+		return nil, errorf("unknown_destination", closeNotFound, "no destination chosen; choose one of: %s", names(known))
+	}
+	if len(m.Destinations) > maxDestinations {
+		return nil, errorf("unknown_destination", closeNotFound, "at most %d destinations per broadcast", maxDestinations)
+	}
+	seen := make(map[string]bool, len(m.Destinations))
+	for _, d := range m.Destinations {
+		if !known[d] {
+			return nil, errorf("unknown_destination", closeNotFound, "destination %q is not configured on this server; choose one of: %s", truncate(d, 64), names(known))
+		}
+		if seen[d] {
+			return nil, errorf("unknown_destination", closeNotFound, "destination %q is named twice", d)
+		}
+		seen[d] = true
+	}
+	req.Destinations = m.Destinations
+	return req, nil
+}
+
+var codecToken = regexp.MustCompile(`^[a-z0-9.]+$`)
+
+// parseMime reads a MediaRecorder mimeType such as
+// `video/x-matroska;codecs=avc1.42C01F,opus`. Only its meaning is kept: the
+// text itself never goes further.
+func parseMime(s string) (*startRequest, *protoError) {
+	if len(s) > maxMimeLen {
+		return nil, errorf("unsupported_media", closeUnsupported, "the media type is longer than %d bytes", maxMimeLen)
+	}
+	unsupported := func(why string) *protoError {
+		return errorf("unsupported_media", closeUnsupported, "media type %q: %s; send video/webm or video/x-matroska with H.264 (avc1), VP8, VP9 or AV1 video and Opus audio", truncate(s, 80), why)
+	}
+	parts := strings.Split(strings.ToLower(s), ";")
+	container := strings.TrimSpace(parts[0])
+	req := &startRequest{}
+	switch container {
+	case "video/webm", "video/x-matroska", "audio/webm":
+		req.Input = transcode.InputMatroska
+	default:
+		return nil, unsupported("the container is not WebM or Matroska")
+	}
+	var codecList string
+	for _, p := range parts[1:] {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if ok && strings.TrimSpace(k) == "codecs" {
+			codecList = strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	if codecList == "" {
+		return nil, unsupported("it does not name its codecs")
+	}
+	for _, c := range strings.Split(codecList, ",") {
+		c = strings.TrimSpace(c)
+		if !codecToken.MatchString(c) {
+			return nil, unsupported("a codec name is malformed")
+		}
+		var codec media.Codec
+		switch {
+		case c == "h264" || strings.HasPrefix(c, "avc1") || strings.HasPrefix(c, "avc3"):
+			codec = media.CodecH264
+		case c == "vp8":
+			codec = media.CodecVP8
+		case c == "vp9" || strings.HasPrefix(c, "vp09"):
+			codec = media.CodecVP9
+		case c == "av1" || strings.HasPrefix(c, "av01"):
+			codec = media.CodecAV1
+		case c == "opus":
+			codec = media.CodecOpus
+		default:
+			return nil, unsupported(fmt.Sprintf("codec %q is not supported", c))
+		}
+		if codec.IsVideo() {
+			if req.Video != media.CodecUnknown {
+				return nil, unsupported("it names two video codecs")
+			}
+			req.Video = codec
+		} else {
+			if req.Audio != media.CodecUnknown {
+				return nil, unsupported("it names two audio codecs")
+			}
+			req.Audio = codec
+		}
+	}
+	if req.Video == media.CodecUnknown && req.Audio == media.CodecUnknown {
+		return nil, unsupported("it has neither audio nor video")
+	}
+	return req, nil
+}
+
+func names(known map[string]bool) string {
+	l := make([]string, 0, len(known))
+	for k := range known {
+		l = append(l, k)
+	}
+	sort.Strings(l)
+	return strings.Join(l, ", ")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Server messages (docs/protocol.md).
+
+type readyMessage struct {
+	Type         string   `json:"type"`
+	Version      int      `json:"version"`
+	Session      string   `json:"session"`
+	Destinations []string `json:"destinations"`
+	Video        string   `json:"video,omitempty"`
+	Audio        string   `json:"audio,omitempty"`
+}
+
+type statsMessage struct {
+	Type         string             `json:"type"`
+	UptimeMS     int64              `json:"uptime_ms"`
+	BytesIn      uint64             `json:"bytes_in"`
+	BitrateIn    uint64             `json:"bitrate_in"`
+	Destinations []destinationStats `json:"destinations"`
+}
+
+type destinationStats struct {
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	BytesOut   uint64 `json:"bytes_out"`
+	BitrateOut uint64 `json:"bitrate_out"`
+	Dropped    uint64 `json:"dropped,omitempty"`
+}
+
+type destinationMessage struct {
+	Type   string `json:"type"`
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+}
+
+type errorMessage struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}

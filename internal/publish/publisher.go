@@ -1,0 +1,236 @@
+// Package publish sends a broadcast's packets to one RTMP or RTMPS
+// destination. Each Publisher has a bounded queue and one writer goroutine,
+// so a slow or dead destination never stalls the browser or the others.
+package publish
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortmplib"
+	"github.com/bluenviron/gortmplib/pkg/codecs"
+
+	"github.com/livegate/livegate/internal/media"
+)
+
+// State is where a publisher is in its life.
+type State string
+
+// States, as the browser sees them (docs/protocol.md).
+const (
+	StateConnecting State = "connecting"
+	StateLive       State = "live"
+	StateFailed     State = "failed"
+	StateEnded      State = "ended"
+)
+
+const (
+	defaultQueueSize = 1024 // about 10 s of 30 fps video with its audio
+	connectTimeout   = 10 * time.Second
+	// writeTimeout bounds one write: a destination that takes no data for
+	// this long is dead as far as a live stream is concerned.
+	writeTimeout = 10 * time.Second
+)
+
+// Publisher publishes to one destination.
+type Publisher struct {
+	// Name of the destination, for logs and the browser.
+	Name string
+	// URL in gortmplib's form: rtmp[s]://host:port/app#key.
+	URL       *url.URL
+	TLSConfig *tls.Config
+	Tracks    []*media.Track
+	Log       *slog.Logger
+	QueueSize int
+	// OnState is called from the writer goroutine on every state change.
+	OnState func(st State, reason string)
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	queue    chan *media.Packet
+	done     chan struct{}
+	dropped  atomic.Uint64
+	written  atomic.Uint64
+	bytesOut atomic.Uint64
+}
+
+// Initialize starts the writer goroutine. Close (or Finish and Wait) stops it.
+func (p *Publisher) Initialize(ctx context.Context) error {
+	if p.URL == nil {
+		return errors.New("publish: no URL")
+	}
+	if len(p.Tracks) == 0 {
+		return errors.New("publish: no tracks")
+	}
+	n := p.QueueSize
+	if n <= 0 {
+		n = defaultQueueSize
+	}
+	if p.OnState == nil {
+		p.OnState = func(State, string) {}
+	}
+	p.ctx, p.cancel = context.WithCancel(ctx)
+	p.queue = make(chan *media.Packet, n)
+	p.done = make(chan struct{})
+	go p.run()
+	return nil
+}
+
+// Push queues a packet without blocking. When the queue is full the packet
+// is dropped and counted, and Push returns false.
+func (p *Publisher) Push(pkt *media.Packet) bool {
+	select {
+	case p.queue <- pkt:
+		return true
+	default:
+		p.dropped.Add(1)
+		return false
+	}
+}
+
+// Finish tells the publisher no more packets will come: it sends what is
+// queued, then ends. Push must not be called after Finish.
+func (p *Publisher) Finish() { close(p.queue) }
+
+// Done is closed when the writer goroutine has ended.
+func (p *Publisher) Done() <-chan struct{} { return p.done }
+
+// Close stops the publisher at once and waits for its goroutine.
+func (p *Publisher) Close() {
+	p.cancel()
+	<-p.done
+}
+
+// BytesOut is the number of bytes sent to the destination so far.
+func (p *Publisher) BytesOut() uint64 { return p.bytesOut.Load() }
+
+// Dropped is the number of packets dropped because the queue was full.
+func (p *Publisher) Dropped() uint64 { return p.dropped.Load() }
+
+// Written is the number of packets written to the destination.
+func (p *Publisher) Written() uint64 { return p.written.Load() }
+
+func (p *Publisher) run() {
+	defer close(p.done)
+	defer p.cancel()
+	p.OnState(StateConnecting, "")
+	err := p.runInner()
+	switch {
+	case err == nil:
+		p.Log.Info("publish ended", "bytes", p.bytesOut.Load(), "packets", p.written.Load(), "dropped", p.dropped.Load())
+		p.OnState(StateEnded, "")
+	case p.ctx.Err() != nil:
+		p.OnState(StateEnded, "")
+	default:
+		p.Log.Warn("publish failed", "error", err)
+		p.OnState(StateFailed, err.Error())
+	}
+}
+
+func (p *Publisher) runInner() error {
+	cctx, ccancel := context.WithTimeout(p.ctx, connectTimeout)
+	client := &gortmplib.Client{URL: p.URL, Publish: true, TLSConfig: p.TLSConfig}
+	err := client.Initialize(cctx)
+	ccancel()
+	if err != nil {
+		return fmt.Errorf("could not connect to %s: %w", redact(p.URL), err)
+	}
+	defer client.Close()
+	// Unblock a write stuck on a dead peer when we are told to stop.
+	stop := context.AfterFunc(p.ctx, client.Close)
+	defer stop()
+
+	tracks := make(map[*media.Track]*gortmplib.Track, len(p.Tracks))
+	gtracks := make([]*gortmplib.Track, 0, len(p.Tracks))
+	var hasVideo bool
+	for _, t := range p.Tracks {
+		gt, err := toRTMPTrack(t)
+		if err != nil {
+			return err
+		}
+		hasVideo = hasVideo || t.Codec.IsVideo()
+		tracks[t] = gt
+		gtracks = append(gtracks, gt)
+	}
+	conn := client.NetConn()
+	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	w := &gortmplib.Writer{Conn: client, Tracks: gtracks}
+	if err := w.Initialize(); err != nil {
+		return fmt.Errorf("%s refused the stream: %w", redact(p.URL), err)
+	}
+	p.Log.Info("publishing", "url", redact(p.URL))
+	p.OnState(StateLive, "")
+
+	// A viewer can only start decoding at a key frame: begin there, and
+	// drop audio until then so that both tracks start together.
+	started := !hasVideo
+	var last uint64
+	for {
+		var pkt *media.Packet
+		var ok bool
+		select {
+		case pkt, ok = <-p.queue:
+			if !ok {
+				return nil
+			}
+		case <-p.ctx.Done():
+			return p.ctx.Err()
+		}
+		if !started {
+			if !pkt.Track.Codec.IsVideo() || !pkt.Key {
+				continue
+			}
+			started = true
+		}
+		gt := tracks[pkt.Track]
+		if gt == nil {
+			continue
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		switch pkt.Track.Codec {
+		case media.CodecH264:
+			err = w.WriteH264(gt, pkt.PTS, pkt.DTS, pkt.AU)
+		case media.CodecAAC:
+			err = w.WriteMPEG4Audio(gt, pkt.PTS, pkt.Data)
+		}
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return p.ctx.Err()
+			}
+			return fmt.Errorf("connection to %s lost: %w", redact(p.URL), err)
+		}
+		p.written.Add(1)
+		if n := client.BytesSent(); n != last {
+			p.bytesOut.Store(n)
+			last = n
+		}
+	}
+}
+
+func toRTMPTrack(t *media.Track) (*gortmplib.Track, error) {
+	switch t.Codec {
+	case media.CodecH264:
+		return &gortmplib.Track{Codec: &codecs.H264{SPS: t.SPS, PPS: t.PPS}}, nil
+	case media.CodecAAC:
+		return &gortmplib.Track{Codec: &codecs.MPEG4Audio{Config: t.AAC}}, nil
+	}
+	return nil, fmt.Errorf("publish: codec %v cannot go into RTMP here", t.Codec)
+}
+
+// redact hides the stream key, which gortmplib carries in the fragment.
+func redact(u *url.URL) string {
+	c := *u
+	c.Fragment = ""
+	c.User = nil
+	s := c.String()
+	if u.Fragment != "" {
+		s += "/****"
+	}
+	return s
+}

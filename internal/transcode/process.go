@@ -1,0 +1,167 @@
+package transcode
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// stderrLines is how many of ffmpeg's last stderr lines are kept to explain
+// a failure.
+const stderrLines = 12
+
+// Process is one ffmpeg child: media in on stdin, FLV out on stdout.
+//
+// Start it, write the input to Stdin, read Stdout until EOF, then Close.
+// The process runs in its own process group so that a stop signal reaches
+// everything it might start, and it is killed if livegate dies.
+type Process struct {
+	Path    string // ffmpeg executable
+	Options Options
+	Log     *slog.Logger
+
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+	stderr *tailWriter
+	done   chan struct{}
+	err    error
+}
+
+// Start validates the options and starts ffmpeg.
+func (p *Process) Start() error {
+	if err := p.Options.Validate(); err != nil {
+		return err
+	}
+	path := p.Path
+	if path == "" {
+		path = "ffmpeg"
+	}
+	p.stderr = &tailWriter{log: p.Log}
+	cmd := exec.Command(path, Args(p.Options)...)
+	cmd.Env = []string{} // nothing from our environment reaches it
+	cmd.Stderr = p.stderr
+	cmd.SysProcAttr = sysProcAttr()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("transcode: stdin pipe: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("transcode: stdout pipe: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("transcode: start %s (is ffmpeg installed? set ffmpeg.path in the config): %w", path, err)
+	}
+	p.cmd, p.stdin, p.stdout = cmd, stdin, stdout
+	p.done = make(chan struct{})
+	p.Log.Debug("ffmpeg started", "pid", cmd.Process.Pid, "args", strings.Join(cmd.Args[1:], " "))
+	go func() { // owned by Process: Close waits for it
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return nil
+}
+
+// PID is the child's process id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Stdin is where the input goes. Closing it lets ffmpeg flush and exit.
+func (p *Process) Stdin() io.WriteCloser { return p.stdin }
+
+// Stdout is the FLV output.
+func (p *Process) Stdout() io.Reader { return p.stdout }
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err tells how the process ended, with the last lines it wrote to stderr.
+// Call it after Done is closed.
+func (p *Process) Err() error {
+	if p.err == nil {
+		return nil
+	}
+	if tail := p.stderr.Tail(); tail != "" {
+		return fmt.Errorf("ffmpeg: %w: %s", p.err, tail)
+	}
+	return fmt.Errorf("ffmpeg: %w", p.err)
+}
+
+// Stderr returns ffmpeg's last stderr lines.
+func (p *Process) Stderr() string { return p.stderr.Tail() }
+
+// CPUTime is the user+system CPU time the process used; valid after Done.
+func (p *Process) CPUTime() time.Duration {
+	if p.cmd.ProcessState == nil {
+		return 0
+	}
+	return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+}
+
+// Close ends the process: it closes stdin so that ffmpeg can finish what it
+// has, waits up to grace, then kills the whole process group. It returns
+// when the process is gone.
+func (p *Process) Close(grace time.Duration) {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.stdin.Close()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return
+	case <-t.C:
+	}
+	// Negative pid: the whole process group.
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// tailWriter logs ffmpeg's stderr line by line and keeps the last lines.
+type tailWriter struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	partial []byte
+	lines   []string
+}
+
+func (w *tailWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, b...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimSpace(string(w.partial[:i]))
+		w.partial = w.partial[i+1:]
+		if line == "" {
+			continue
+		}
+		w.log.Warn("ffmpeg", "stderr", line)
+		w.lines = append(w.lines, line)
+		if len(w.lines) > stderrLines {
+			w.lines = w.lines[1:]
+		}
+	}
+	if len(w.partial) > 4096 { // a line that never ends is not a line
+		w.partial = w.partial[:0]
+	}
+	return len(b), nil
+}
+
+// Tail returns the kept lines joined by " | ".
+func (w *tailWriter) Tail() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.lines, " | ")
+}
