@@ -1,0 +1,323 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// minLive is how long each browser broadcast lasts at least.
+const minLive = 11 * time.Second
+
+// broadcastResult is what a test saw while the browser was live.
+type broadcastResult struct {
+	mime       string
+	video      string        // what livegate said in ready: passthrough or transcode
+	toLive     time.Duration // Go live pressed -> destination live (first RTMP packet sent)
+	cpuSeconds float64       // livegate + its children, over the measured window
+	window     time.Duration
+}
+
+// liveState is the part of window.__livegate the tests read.
+type liveState struct {
+	State    string `json:"state"`
+	MimeType string `json:"mimeType"`
+	Ready    struct {
+		Video string `json:"video"`
+	} `json:"ready"`
+	Stats struct {
+		UptimeMS int64 `json:"uptime_ms"`
+	} `json:"lastStats"`
+	Destinations map[string]struct {
+		State string `json:"state"`
+	} `json:"destinations"`
+}
+
+// broadcast opens the studio page with an autostart link to dest, waits
+// until it has been live for minLive, measures, then presses Stop.
+func broadcast(t *testing.T, b browser, lg *livegate, dest string) broadcastResult {
+	t.Helper()
+	screenshotOnFailure(t, "studio", b)
+	if err := b.Navigate(lg.URL("/?destination=" + dest + "&autostart=1")); err != nil {
+		t.Fatal(err)
+	}
+	// The page presses Go live by itself; time from its "connecting" to
+	// the destination going live.
+	if err := b.WaitFor(`['connecting','live'].includes(document.body.dataset.state)`, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	destLive := fmt.Sprintf(`(window.__livegate.destinations||{})[%q]?.state === 'live'`, dest)
+	if err := b.WaitFor(destLive, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	res := broadcastResult{toLive: time.Since(began)}
+
+	cpu0, t0 := treeCPU(lg.PID), time.Now()
+	if err := b.WaitFor(fmt.Sprintf(`window.__livegate.lastStats?.uptime_ms > %d`, minLive.Milliseconds()), minLive+20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	res.cpuSeconds, res.window = treeCPU(lg.PID)-cpu0, time.Since(t0)
+
+	var st liveState
+	if err := evalInto(b, `window.__livegate`, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.State != "live" || st.Destinations[dest].State != "live" {
+		t.Fatalf("after %v live, page state %q, destination %q", minLive, st.State, st.Destinations[dest].State)
+	}
+	res.mime, res.video = st.MimeType, st.Ready.Video
+
+	if _, err := b.Eval(`window.__livegate.stop()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`document.body.dataset.state === 'stopped'`, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The session's ffmpeg child must be gone within 2 s of the end.
+	if err := poll(2*time.Second, 50*time.Millisecond, func() (bool, error) { return lg.Children() == 0, nil }); err != nil {
+		t.Errorf("livegate still has %d child processes 2 s after the broadcast ended", lg.Children())
+	}
+	t.Logf("%s: mime %s, video %s; Go live -> destination live in %v; livegate+ffmpeg CPU %.2f s over %.1f s = %.3f cores",
+		dest, res.mime, res.video, res.toLive.Round(time.Millisecond), res.cpuSeconds, res.window.Seconds(), res.cpuSeconds/res.window.Seconds())
+	return res
+}
+
+// checkRecording checks what nginx-rtmp recorded.
+func checkRecording(t *testing.T, path, wantProfile string, wantX264 bool) {
+	t.Helper()
+	pr := probe(t, path)
+	v, a := pr.Video(), pr.Audio()
+	if v == nil || v.CodecName != "h264" || v.Width != 1280 || v.Height != 720 {
+		t.Fatalf("video at the server = %+v, want h264 1280x720", v)
+	}
+	if a == nil || a.CodecName != "aac" {
+		t.Fatalf("audio at the server = %+v, want aac", a)
+	}
+	if pr.Format.Duration < 8 {
+		t.Errorf("duration at the server %.2f s, want >= 8 s", pr.Format.Duration)
+	}
+	if fps := v.FPS(); fps < 20 || fps > 31 {
+		t.Errorf("frame rate at the server %.2f, want about 30", fps)
+	}
+	if v.Profile != wantProfile {
+		t.Errorf("H.264 profile at the server %q, want %q", v.Profile, wantProfile)
+	}
+	if e := decodeErrors(t, path); e != "" {
+		t.Errorf("decode errors at the server:\n%s", e)
+	}
+	// x264 signs its stream with an SEI ("x264 - core ..."). Chromium's
+	// encoder (OpenH264) does not: its absence proves livegate copied the
+	// video rather than re-encoding it.
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.Contains(raw, []byte("x264 - core")); got != wantX264 {
+		t.Errorf("x264 signature in the stream: %v, want %v", got, wantX264)
+	}
+	t.Logf("recording: %s %s %dx%d %.2f fps, %d frames, %s %s, %.2f s", v.CodecName, v.Profile, v.Width, v.Height, v.FPS(),
+		v.NbReadFrames, a.CodecName, a.Profile, pr.Format.Duration)
+}
+
+func TestChromiumToNginx(t *testing.T) {
+	nginx := startNginx(t)
+	lg := startLivegate(t, fmt.Sprintf("receiver:\n  listen: 127.0.0.1:0\ndestinations:\n  nginx:\n    url: %s\n", nginx.URL("chromium")))
+	b := startChromium(t)
+	res := broadcast(t, b, lg, "nginx")
+	if res.video != "passthrough" || !strings.Contains(res.mime, "avc1") {
+		t.Errorf("Chromium sent %q and livegate chose %q video; want H.264 passthrough", res.mime, res.video)
+	}
+	nginx.Stop()
+	checkRecording(t, nginx.RecordPath("chromium"), "Constrained Baseline", false)
+}
+
+func TestFirefoxToNginx(t *testing.T) {
+	nginx := startNginx(t)
+	lg := startLivegate(t, fmt.Sprintf("receiver:\n  enabled: false\ndestinations:\n  nginx:\n    url: %s\n", nginx.URL("firefox")))
+	b := startFirefox(t)
+	res := broadcast(t, b, lg, "nginx")
+	if res.video != "transcode" || !strings.Contains(res.mime, "vp8") {
+		t.Errorf("Firefox sent %q and livegate chose %q video; want VP8 transcoded", res.mime, res.video)
+	}
+	nginx.Stop()
+	checkRecording(t, nginx.RecordPath("firefox"), "High", true)
+}
+
+// receiverReport is GET /api/v1/receiver.
+type receiverReport struct {
+	Streams []struct {
+		Path   string `json:"path"`
+		Active bool   `json:"active"`
+		Video  *struct {
+			Codec     string `json:"codec"`
+			Profile   string `json:"profile"`
+			Width     int    `json:"width"`
+			Height    int    `json:"height"`
+			Frames    int    `json:"frames"`
+			KeyFrames int    `json:"key_frames"`
+		} `json:"video"`
+		Audio *struct {
+			Codec      string `json:"codec"`
+			SampleRate int    `json:"sample_rate"`
+			Frames     int    `json:"frames"`
+		} `json:"audio"`
+		Bytes      int64 `json:"bytes"`
+		FirstPTSms int64 `json:"first_pts_ms"`
+		LastPTSms  int64 `json:"last_pts_ms"`
+	} `json:"streams"`
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url) //nolint:noctx // a test on loopback
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+func TestChromiumToBuiltinReceiver(t *testing.T) {
+	lg := startLivegate(t, "receiver:\n  listen: 127.0.0.1:0\n")
+	var dests struct {
+		Destinations []map[string]any `json:"destinations"`
+	}
+	getJSON(t, lg.URL("/api/v1/destinations"), &dests)
+	if len(dests.Destinations) != 1 || dests.Destinations[0]["name"] != "local" || dests.Destinations[0]["url"] != nil {
+		t.Fatalf("destinations = %v, want only the name local and no URL", dests.Destinations)
+	}
+	b := startChromium(t)
+	res := broadcast(t, b, lg, "local")
+	if res.video != "passthrough" {
+		t.Errorf("video %q, want passthrough", res.video)
+	}
+	var rep receiverReport
+	if err := poll(5*time.Second, 100*time.Millisecond, func() (bool, error) {
+		getJSON(t, lg.URL("/api/v1/receiver"), &rep)
+		return len(rep.Streams) == 1 && !rep.Streams[0].Active, nil
+	}); err != nil {
+		t.Fatalf("receiver report %+v: %v", rep, err)
+	}
+	s := rep.Streams[0]
+	if s.Video == nil || s.Video.Codec != "H264" || s.Video.Width != 1280 || s.Video.Height != 720 || s.Video.Profile != "Constrained Baseline" {
+		t.Fatalf("receiver video %+v", s.Video)
+	}
+	if s.Audio == nil || s.Audio.Codec != "AAC" || s.Audio.SampleRate != 48000 {
+		t.Fatalf("receiver audio %+v", s.Audio)
+	}
+	dur := s.LastPTSms - s.FirstPTSms
+	if dur < 8000 || s.Video.Frames < 8*25 || s.Video.KeyFrames < 5 {
+		t.Errorf("receiver got %d ms, %d frames, %d key frames; want >= 8 s at about 30 fps with a key frame a second", dur, s.Video.Frames, s.Video.KeyFrames)
+	}
+	// The page shows the report too.
+	if err := b.WaitFor(`document.querySelector('#receiver').textContent.includes('1280')`, 5*time.Second); err != nil {
+		t.Error(err)
+	}
+	t.Logf("receiver: %d ms, %d video frames (%d key), %d audio frames, %d bytes", dur, s.Video.Frames, s.Video.KeyFrames, s.Audio.Frames, s.Bytes)
+	if dir := os.Getenv("LIVEGATE_SCREENSHOT_DIR"); dir != "" {
+		if err := b.Screenshot(filepath.Join(dir, "studio.png")); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestBadInputKeepsServing sends bad input to the real binary: each gets
+// its error, the server goes on serving, and no ffmpeg child is left.
+func TestBadInputKeepsServing(t *testing.T) {
+	lg := startLivegate(t, "receiver:\n  listen: 127.0.0.1:0\n")
+	start := `{"type":"start","version":1,"ingest":"mediarecorder","mime":"video/x-matroska;codecs=avc1,opus","destinations":["local"]}`
+	for _, ca := range []struct {
+		name string
+		send []string // "T:" text, "B:" binary (repeated garbage of that many KiB)
+		code string
+	}{
+		{"data before start", []string{"B:1"}, "media_before_start"},
+		{"unknown destination", []string{`T:{"type":"start","version":1,"ingest":"mediarecorder","mime":"video/webm;codecs=vp8,opus","destinations":["rtmp://evil.example/live"]}`}, "unknown_destination"},
+		{"second start", []string{"T:" + start, "T:" + start}, "duplicate_start"},
+		{"garbage bytes", []string{"T:" + start, "B:64", "B:64", "B:64", "B:64"}, "bad_media"},
+	} {
+		t.Run(ca.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, lg.WSURL("/api/v1/publish"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			for _, s := range ca.send {
+				if txt, ok := strings.CutPrefix(s, "T:"); ok {
+					_ = c.Write(ctx, websocket.MessageText, []byte(txt))
+					continue
+				}
+				kib, _ := strconv.Atoi(strings.TrimPrefix(s, "B:"))
+				junk := bytes.Repeat([]byte("not a webm stream "), kib*1024/18)
+				_ = c.Write(ctx, websocket.MessageBinary, junk)
+			}
+			var got map[string]any
+			for {
+				_, data, err := c.Read(ctx)
+				if err != nil {
+					t.Fatalf("no error message before the close: %v", err)
+				}
+				_ = json.Unmarshal(data, &got)
+				if got["type"] == "error" {
+					break
+				}
+			}
+			if got["code"] != ca.code {
+				t.Fatalf("error %v, want code %s", got, ca.code)
+			}
+			if err := poll(3*time.Second, 50*time.Millisecond, func() (bool, error) { return lg.Children() == 0, nil }); err != nil {
+				t.Errorf("%d ffmpeg children left after %s", lg.Children(), ca.name)
+			}
+		})
+	}
+	// Still serving.
+	resp, err := http.Get(lg.URL("/healthz")) //nolint:noctx // a test on loopback
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz after bad input: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+// treeCPU is the user+system CPU seconds of pid and its live descendants.
+// A child that exited inside the window is not counted, so measure while
+// the broadcast runs.
+func treeCPU(pid int) float64 {
+	total := procCPU(pid)
+	for _, d := range descendants(pid) {
+		total += procCPU(d.pid)
+	}
+	return total
+}
+
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
