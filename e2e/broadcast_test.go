@@ -77,6 +77,12 @@ func broadcast(t *testing.T, b browser, lg *livegate, dest string) broadcastResu
 		t.Fatalf("after %v live, page state %q, destination %q", minLive, st.State, st.Destinations[dest].State)
 	}
 	res.mime, res.video = st.MimeType, st.Ready.Video
+	if dir := os.Getenv("LIVEGATE_SCREENSHOT_DIR"); dir != "" {
+		// make screenshots: the README's picture of the studio, live.
+		if err := b.Screenshot(filepath.Join(dir, "studio-"+dest+".png")); err != nil {
+			t.Error(err)
+		}
+	}
 
 	if _, err := b.Eval(`window.__livegate.stop()`); err != nil {
 		t.Fatal(err)
@@ -230,11 +236,6 @@ func TestChromiumToBuiltinReceiver(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("receiver: %d ms, %d video frames (%d key), %d audio frames, %d bytes", dur, s.Video.Frames, s.Video.KeyFrames, s.Audio.Frames, s.Bytes)
-	if dir := os.Getenv("LIVEGATE_SCREENSHOT_DIR"); dir != "" {
-		if err := b.Screenshot(filepath.Join(dir, "studio.png")); err != nil {
-			t.Error(err)
-		}
-	}
 }
 
 // TestBadInputKeepsServing sends bad input to the real binary: each gets

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -47,7 +48,7 @@ func run(args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "Usage: livegate [flags]\n\nlivegate publishes a browser's camera and microphone to RTMP(S) destinations.\nWith no flags it runs on defaults: the studio page on http://127.0.0.1:8080 and\nthe built-in RTMP receiver as its one destination.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	configPath := fl.String("config", "", "YAML configuration `file` (all fields optional; see internal/config/testdata/example.yaml)")
+	configPath := fl.String("config", "", "YAML configuration `file` (all fields optional; see docs/config.example.yaml)")
 	listen := fl.String("listen", "", "HTTP listen `address`, overrides listen: in the config (default 127.0.0.1:8080)")
 	receiverListen := fl.String("receiver-listen", "", "built-in RTMP receiver `address`, overrides receiver.listen (default 127.0.0.1:1935)")
 	logLevel := fl.String("log-level", "", "log `level`: debug, info, warn or error (overrides log.level)")
@@ -81,6 +82,11 @@ func run(args []string, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	ffmpeg, err := exec.LookPath(cfg.FFmpeg.Path)
+	if err != nil {
+		return fmt.Errorf("ffmpeg is needed for audio (Opus to AAC) and VP8 video: install it (apt-get install ffmpeg) or set ffmpeg.path in the config: %w", err)
+	}
+	cfg.FFmpeg.Path = ffmpeg
 	log := newLogger(cfg.Log, stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

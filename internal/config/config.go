@@ -1,7 +1,7 @@
 // Package config holds livegate's configuration: the YAML schema, its defaults, and the
 // validation that turns a mistake in the file into a message an operator can act on.
 //
-// The operator's reference is testdata/example.yaml. Every field is optional: a field that
+// The operator's reference is docs/config.example.yaml. Every field is optional: a field that
 // is absent (or null) takes its default, and a field that is given is checked, so that a
 // typo never silently becomes "unlimited" or "the default". Unknown fields are refused.
 package config

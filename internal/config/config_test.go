@@ -81,7 +81,7 @@ func TestParseEmptyGivesDefault(t *testing.T) {
 }
 
 func TestLoadExample(t *testing.T) {
-	c, err := Load(filepath.Join("testdata", "example.yaml"))
+	c, err := Load(filepath.Join("..", "..", "docs", "config.example.yaml"))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}

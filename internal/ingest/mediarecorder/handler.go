@@ -52,6 +52,7 @@ type Handler struct {
 	ctx    context.Context
 	known  map[string]bool
 	mu     sync.Mutex
+	closed bool
 	wg     sync.WaitGroup
 	active atomic.Int64
 }
@@ -68,8 +69,10 @@ func (h *Handler) Initialize(ctx context.Context) {
 // Wait returns when every session has ended. Cancel the context given to
 // Initialize first.
 func (h *Handler) Wait() {
+	// After this no new session is added, so wg.Wait cannot race an Add.
 	h.mu.Lock()
-	h.mu.Unlock() //nolint:staticcheck // an empty section orders Wait after any Add in flight
+	h.closed = true
+	h.mu.Unlock()
 	h.wg.Wait()
 }
 
@@ -78,7 +81,7 @@ func (h *Handler) Active() int { return int(h.active.Load()) }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
-	if h.ctx.Err() != nil {
+	if h.closed || h.ctx.Err() != nil {
 		h.mu.Unlock()
 		http.Error(w, "livegate is shutting down", http.StatusServiceUnavailable)
 		return
