@@ -253,6 +253,9 @@ func (s *Session) pump() error {
 		return nil
 	}
 	if perr := s.proc.Err(); perr != nil {
+		if s.proc.Signaled() {
+			return fmt.Errorf("%w: %v", ErrEncoderFailed, perr)
+		}
 		return fmt.Errorf("%w (%v)", ErrBadMedia, perr)
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -28,7 +29,7 @@ type Process struct {
 
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stdout io.ReadCloser
+	stdout *os.File
 	stderr *tailWriter
 	done   chan struct{}
 	err    error
@@ -52,11 +53,19 @@ func (p *Process) Start() error {
 	if err != nil {
 		return fmt.Errorf("transcode: stdin pipe: %w", err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	// Not cmd.StdoutPipe: Wait closes that pipe as soon as the process has
+	// exited, which would throw away the last output still in the pipe
+	// while the reader is behind. Our own pipe lives until Close.
+	stdout, w, err := os.Pipe()
 	if err != nil {
+		_ = stdin.Close()
 		return fmt.Errorf("transcode: stdout pipe: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout = w
+	err = cmd.Start()
+	_ = w.Close() // the child has its own copy
+	if err != nil {
+		_ = stdout.Close()
 		return fmt.Errorf("transcode: start %s (is ffmpeg installed? set ffmpeg.path in the config): %w", path, err)
 	}
 	p.cmd, p.stdin, p.stdout = cmd, stdin, stdout
@@ -75,7 +84,8 @@ func (p *Process) PID() int { return p.cmd.Process.Pid }
 // Stdin is where the input goes. Closing it lets ffmpeg flush and exit.
 func (p *Process) Stdin() io.WriteCloser { return p.stdin }
 
-// Stdout is the FLV output.
+// Stdout is the FLV output. It reads until EOF even after the process has
+// exited; Close closes it.
 func (p *Process) Stdout() io.Reader { return p.stdout }
 
 // Done is closed when the process has exited.
@@ -93,6 +103,16 @@ func (p *Process) Err() error {
 	return fmt.Errorf("ffmpeg: %w", p.err)
 }
 
+// Signaled tells whether the process was ended by a signal (killed) rather
+// than exiting by itself; valid after Done.
+func (p *Process) Signaled() bool {
+	if p.cmd.ProcessState == nil {
+		return false
+	}
+	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
+}
+
 // Stderr returns ffmpeg's last stderr lines.
 func (p *Process) Stderr() string { return p.stderr.Tail() }
 
@@ -106,11 +126,12 @@ func (p *Process) CPUTime() time.Duration {
 
 // Close ends the process: it closes stdin so that ffmpeg can finish what it
 // has, waits up to grace, then kills the whole process group. It returns
-// when the process is gone.
+// when the process is gone, and closes Stdout.
 func (p *Process) Close(grace time.Duration) {
 	if p.cmd == nil {
 		return
 	}
+	defer func() { _ = p.stdout.Close() }()
 	_ = p.stdin.Close()
 	t := time.NewTimer(grace)
 	defer t.Stop()

@@ -5,6 +5,7 @@ package flv
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,15 @@ const maxTagSize = 1<<24 - 1
 // ErrNotFLV is returned when the stream does not start with an FLV header.
 var ErrNotFLV = errors.New("not an FLV stream")
 
+// ErrParamsChanged is returned when a track's decoder configuration changes
+// after Tracks returned it: the tracks are shared with the publishers, so
+// they are never changed in place.
+var ErrParamsChanged = errors.New("a track's decoder configuration changed mid-stream")
+
+// maxPending bounds the media kept while Tracks waits for the configuration
+// of every announced track.
+const maxPending = 1024
+
 const (
 	tagAudio  = 8
 	tagVideo  = 9
@@ -40,6 +50,7 @@ type Reader struct {
 	video    *media.Track
 	audio    *media.Track
 	pending  []*media.Packet
+	started  bool // Tracks has returned: tracks are no longer changed
 	hdr      [15]byte
 	buf      []byte
 }
@@ -71,9 +82,13 @@ func (r *Reader) Tracks() ([]*media.Track, error) {
 			return nil, err
 		}
 		if pkt != nil {
+			if len(r.pending) >= maxPending {
+				return nil, fmt.Errorf("no decoder configuration for an announced track after %d packets", maxPending)
+			}
 			r.pending = append(r.pending, pkt)
 		}
 	}
+	r.started = true
 	var tracks []*media.Track
 	if r.video != nil {
 		tracks = append(tracks, r.video)
@@ -122,7 +137,10 @@ func (r *Reader) readTag() (*media.Packet, error) {
 	}
 	body := r.buf[:size+4]
 	if _, err := io.ReadFull(r.r, body); err != nil {
-		return nil, fmt.Errorf("read FLV tag body: %w", io.ErrUnexpectedEOF)
+		if errors.Is(err, io.EOF) { // the stream ended inside the tag
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("read FLV tag body: %w", err)
 	}
 	body = body[:size]
 	dts := time.Duration(ts) * time.Millisecond
@@ -150,12 +168,21 @@ func (r *Reader) videoTag(b []byte, dts time.Duration) (*media.Packet, error) {
 	payload := b[5:]
 	switch b[1] {
 	case 0: // AVC sequence header
-		sps, pps, _, err := media.ParseAVCC(payload)
+		sps, pps, lengthSize, err := media.ParseAVCC(payload)
 		if err != nil {
 			return nil, err
 		}
+		if lengthSize != 4 {
+			// ffmpeg always writes 4; the NAL unit reader assumes it.
+			return nil, fmt.Errorf("H.264 NAL length size %d is not supported", lengthSize)
+		}
 		if r.video == nil {
 			r.video = &media.Track{Codec: media.CodecH264}
+		} else if r.started {
+			if bytes.Equal(sps, r.video.SPS) && bytes.Equal(pps, r.video.PPS) {
+				return nil, nil // repeated, unchanged
+			}
+			return nil, fmt.Errorf("%w: H.264 parameter sets", ErrParamsChanged)
 		}
 		// Copy: the tag buffer is reused.
 		r.video.SPS = append([]byte(nil), sps...)
@@ -197,6 +224,11 @@ func (r *Reader) audioTag(b []byte, dts time.Duration) (*media.Packet, error) {
 		}
 		if r.audio == nil {
 			r.audio = &media.Track{Codec: media.CodecAAC}
+		} else if r.started {
+			if r.audio.AAC != nil && *r.audio.AAC == conf {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("%w: AAC configuration", ErrParamsChanged)
 		}
 		r.audio.AAC = &conf
 		return nil, nil

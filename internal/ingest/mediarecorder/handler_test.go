@@ -6,11 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -344,4 +347,88 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func TestDestinationUnreachable(t *testing.T) {
+	// A port nothing listens on: take one and close it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	f := newFixture(t, func(h *Handler) {
+		u, _ := url.Parse("rtmp://" + addr + "/live#key")
+		h.Destinations["gone"] = session.Destination{Name: "gone", URL: u}
+	})
+	data, err := os.ReadFile("testdata/h264.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.dial(t)
+	c.sendText(strings.Replace(startH264, `["local"]`, `["gone"]`, 1))
+	c.next("ready")
+	go func() { _ = c.sendBinary(data) }() // the test's client; ends when the socket closes
+	ev := c.next("destination")
+	for ev["type"] == "destination" && ev["state"] != "failed" {
+		ev = c.next("destination")
+	}
+	if ev["state"] != "failed" || !strings.Contains(ev["reason"].(string), "could not connect") {
+		t.Fatalf("destination event %v, want failed with the reason", ev)
+	}
+	m := c.next("error")
+	if m["code"] != "destination_failed" || !strings.Contains(m["message"].(string), "could not connect") {
+		t.Fatalf("got %v, want destination_failed saying why", m)
+	}
+	if code := c.closeStatus(); code != closeBadGateway {
+		t.Fatalf("close code %d, want %d", code, closeBadGateway)
+	}
+}
+
+func TestEncoderKilled(t *testing.T) {
+	f := newFixture(t, nil)
+	data, err := os.ReadFile("testdata/h264.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.dial(t)
+	c.sendText(startH264)
+	c.next("ready")
+	if err := c.sendBinary(data[:len(data)/2]); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	waitFor(t, func() bool { pid = childFFmpeg(); return pid != 0 })
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	m := c.next("error")
+	if m["code"] != "encoder_failed" {
+		t.Fatalf("got %v, want encoder_failed", m)
+	}
+	if code := c.closeStatus(); code != closeInternal {
+		t.Fatalf("close code %d, want %d", code, closeInternal)
+	}
+}
+
+// childFFmpeg returns the pid of an ffmpeg child of this test process, or 0.
+func childFFmpeg() int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.Contains(s[:i], "(ffmpeg") {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) && f[0] != "Z" {
+			pid, _ := strconv.Atoi(e.Name())
+			return pid
+		}
+	}
+	return 0
 }

@@ -2,6 +2,7 @@ package mediarecorder
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -68,6 +69,15 @@ func parseClientMessage(data []byte) (*clientMessage, *protoError) {
 	}
 	var m clientMessage
 	if err := json.Unmarshal(data, &m); err != nil {
+		// A type error would name Go types ("Go struct field
+		// clientMessage.version of type int"): say it in protocol terms.
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			if te.Field == "" {
+				return nil, errorf("bad_message", closeBadRequest, "a control message must be a JSON object")
+			}
+			return nil, errorf("bad_message", closeBadRequest, "field %q of a control message cannot be a JSON %s; see docs/protocol.md", truncate(te.Field, 40), truncate(te.Value, 40))
+		}
 		return nil, errorf("bad_message", closeBadRequest, "a control message must be JSON: %v", err)
 	}
 	switch m.Type {
@@ -132,11 +142,23 @@ func parseMime(s string) (*startRequest, *protoError) {
 		return nil, unsupported("the container is not WebM or Matroska")
 	}
 	var codecList string
+	named := false
 	for _, p := range parts[1:] {
-		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if ok && strings.TrimSpace(k) == "codecs" {
-			codecList = strings.Trim(strings.TrimSpace(v), `"`)
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
 		}
+		// MediaRecorder names its codecs and nothing else: anything more is
+		// not a recorder's type, and a second codecs would be ambiguous.
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || strings.TrimSpace(k) != "codecs" {
+			return nil, unsupported("it has a parameter other than codecs")
+		}
+		if named {
+			return nil, unsupported("it names its codecs twice")
+		}
+		named = true
+		codecList = strings.Trim(strings.TrimSpace(v), `"`)
 	}
 	if codecList == "" {
 		return nil, unsupported("it does not name its codecs")
