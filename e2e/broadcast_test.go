@@ -102,6 +102,12 @@ func broadcast(t *testing.T, b browser, lg *livegate, dest string) broadcastResu
 // checkRecording checks what nginx-rtmp recorded.
 func checkRecording(t *testing.T, path, wantProfile string, wantX264 bool) {
 	t.Helper()
+	if dir := os.Getenv("LIVEGATE_KEEP_DIR"); dir != "" {
+		// Keep what the server got, to look at after the test.
+		if b, err := os.ReadFile(path); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, filepath.Base(path)), b, 0o644)
+		}
+	}
 	pr := probe(t, path)
 	v, a := pr.Video(), pr.Audio()
 	if v == nil || v.CodecName != "h264" || v.Width != 1280 || v.Height != 720 {
@@ -113,7 +119,14 @@ func checkRecording(t *testing.T, path, wantProfile string, wantX264 bool) {
 	if pr.Format.Duration < 8 {
 		t.Errorf("duration at the server %.2f s, want >= 8 s", pr.Format.Duration)
 	}
-	if fps := v.FPS(); fps < 20 || fps > 31 {
+	// The frame rate from the timestamps themselves: ffprobe's own guess
+	// (avg_frame_rate) is sometimes 0/0 for a live FLV.
+	vts := packetTimes(t, path, "v")
+	fps := 0.0
+	if len(vts) > 1 {
+		fps = float64(len(vts)-1) / (vts[len(vts)-1] - vts[0])
+	}
+	if fps < 25 || fps > 31 {
 		t.Errorf("frame rate at the server %.2f, want about 30", fps)
 	}
 	if v.Profile != wantProfile {
@@ -121,6 +134,17 @@ func checkRecording(t *testing.T, path, wantProfile string, wantX264 bool) {
 	}
 	if e := decodeErrors(t, path); e != "" {
 		t.Errorf("decode errors at the server:\n%s", e)
+	}
+	// Timestamps never go back: video strictly increases, audio does not
+	// decrease.
+	for _, kind := range []string{"v", "a"} {
+		ts := packetTimes(t, path, kind)
+		for i := 1; i < len(ts); i++ {
+			if ts[i] < ts[i-1] || (kind == "v" && ts[i] == ts[i-1]) {
+				t.Errorf("%s timestamps at the server go from %.3f to %.3f (packet %d)", kind, ts[i-1], ts[i], i)
+				break
+			}
+		}
 	}
 	// x264 signs its stream with an SEI ("x264 - core ..."). Chromium's
 	// encoder (OpenH264) does not: its absence proves livegate copied the
@@ -132,7 +156,7 @@ func checkRecording(t *testing.T, path, wantProfile string, wantX264 bool) {
 	if got := bytes.Contains(raw, []byte("x264 - core")); got != wantX264 {
 		t.Errorf("x264 signature in the stream: %v, want %v", got, wantX264)
 	}
-	t.Logf("recording: %s %s %dx%d %.2f fps, %d frames, %s %s, %.2f s", v.CodecName, v.Profile, v.Width, v.Height, v.FPS(),
+	t.Logf("recording: %s %s %dx%d %.2f fps, %d frames, %s %s, %.2f s", v.CodecName, v.Profile, v.Width, v.Height, fps,
 		v.NbReadFrames, a.CodecName, a.Profile, pr.Format.Duration)
 }
 
@@ -321,4 +345,26 @@ func procCPU(pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// TestSIGTERMEndsBroadcasts: SIGTERM tells the live browser why its
+// broadcast ended, and livegate exits 0 with no child left (Stop checks).
+func TestSIGTERMEndsBroadcasts(t *testing.T) {
+	lg := startLivegate(t, "receiver:\n  listen: 127.0.0.1:0\n")
+	b := startChromium(t)
+	screenshotOnFailure(t, "studio", b)
+	if err := b.Navigate(lg.URL("/?destination=local&autostart=1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`(window.__livegate.destinations||{}).local?.state === 'live'`, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	lg.Stop()
+	if err := b.WaitFor(`window.__livegate.lastError?.code === 'shutting_down' && document.body.dataset.state === 'error'`, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	status, err := b.Eval(`document.querySelector('#status').textContent`)
+	if err != nil || !strings.Contains(status, "shutting down") {
+		t.Errorf("status shown to the streamer: %s (%v)", status, err)
+	}
 }

@@ -143,12 +143,37 @@ func parseProbe(out []byte) (probeResult, error) {
 func decodeErrors(t testing.TB, path string) string {
 	t.Helper()
 	bin := requireBinary(t, "ffmpeg", "ffmpeg")
-	_, stderr, err := runTool(2*time.Minute, bin, "-nostdin", "-v", "error", "-i", path, "-f", "null", "-")
+	// Keep each frame's own timestamp (passthrough, demuxer time base): by
+	// default the null output re-times frames to the frame rate ffmpeg
+	// guesses, and a camera that starts slowly (20 fps for a moment) then
+	// makes it complain about its own output, not about the stream.
+	_, stderr, err := runTool(2*time.Minute, bin, "-nostdin", "-v", "error", "-i", path,
+		"-fps_mode", "passthrough", "-enc_time_base", "-1", "-f", "null", "-")
 	s := strings.TrimSpace(string(stderr))
 	if err != nil && s == "" {
 		s = "ffmpeg: " + err.Error()
 	}
 	return s
+}
+
+// packetTimes returns the DTS (in seconds) of every packet of the first
+// stream of a kind ("v" or "a"), in file order.
+func packetTimes(t testing.TB, path, kind string) []float64 {
+	t.Helper()
+	bin := requireBinary(t, "ffprobe", "ffmpeg")
+	out, stderr, err := runTool(time.Minute, bin, "-v", "error", "-select_streams", kind+":0",
+		"-show_entries", "packet=dts_time", "-of", "csv=p=0", path)
+	if err != nil {
+		t.Fatalf("ffprobe packets of %s: %v\n%s", path, err, stderr)
+	}
+	var ts []float64
+	for _, l := range strings.Fields(string(out)) {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(l, ","), 64)
+		if err == nil {
+			ts = append(ts, f)
+		}
+	}
+	return ts
 }
 
 // h264SPS returns the first SPS NAL unit (header byte 0x67 and all, no start

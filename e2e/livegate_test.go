@@ -212,6 +212,10 @@ func (lg *livegate) Stop() {
 			for _, c := range left {
 				_ = syscall.Kill(c.pid, syscall.SIGKILL)
 			}
+			// A killed process takes a moment to go.
+			if err := poll(2*time.Second, 10*time.Millisecond, func() (bool, error) { return len(stillAlive(left)) == 0, nil }); err != nil {
+				t.Errorf("could not kill %v: %v", stillAlive(left), err)
+			}
 		}
 		if err := p.kill(); err != nil {
 			t.Errorf("livegate: %v", err)
