@@ -52,6 +52,8 @@ func (c Codec) IsVideo() bool {
 }
 
 // Track describes one elementary stream and the parameters a decoder needs.
+// A Track is shared by every stage once handed out: never change it in
+// place; a new configuration is a new Track.
 type Track struct {
 	Codec Codec
 
@@ -61,6 +63,15 @@ type Track struct {
 
 	// AAC: the AudioSpecificConfig.
 	AAC *mpeg4audio.AudioSpecificConfig
+
+	// Opus: the identification header (RFC 7845 "OpusHead"), from
+	// Matroska's CodecPrivate or MP4's dOps, when the container has it.
+	OpusHead []byte
+
+	// Video size and audio format, as the container states them (0 when
+	// it does not).
+	Width, Height        int
+	SampleRate, Channels int
 }
 
 func (t *Track) String() string {
