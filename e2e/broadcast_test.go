@@ -368,3 +368,125 @@ func TestSIGTERMEndsBroadcasts(t *testing.T) {
 		t.Errorf("status shown to the streamer: %s (%v)", status, err)
 	}
 }
+
+// TestTwoDestinationsSurviveNginxRestart: one broadcast to nginx-rtmp and
+// the built-in receiver at once; nginx is killed mid-broadcast and started
+// again. The stream must be back on nginx within 5 s, the receiver must
+// never notice, and the browser must do nothing (same session, still live).
+func TestTwoDestinationsSurviveNginxRestart(t *testing.T) {
+	nginx := startNginx(t)
+	lg := startLivegate(t, fmt.Sprintf("receiver:\n  listen: 127.0.0.1:0\ndestinations:\n  nginx:\n    url: %s\n  local:\n    builtin: true\n", nginx.URL("two")))
+	b := startChromium(t)
+	screenshotOnFailure(t, "studio", b)
+	if err := b.Navigate(lg.URL("/?destination=nginx,local&autostart=1")); err != nil {
+		t.Fatal(err)
+	}
+	bothLive := `(d => d.nginx?.state === 'live' && d.local?.state === 'live')(window.__livegate.destinations || {})`
+	if err := b.WaitFor(bothLive, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`window.__livegate.lastStats?.uptime_ms > 4000`, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	session, err := b.Eval(`window.__livegate.ready.session`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	nginx.Kill() // a crash, not a clean stop
+	part1 := filepath.Join(t.TempDir(), "part1.flv")
+	copyFile(t, nginx.RecordPath("two"), part1)
+	if err := b.WaitFor(`window.__livegate.destinations.nginx?.state === 'reconnecting'`, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	nginx.Start()
+	if err := b.WaitFor(bothLive, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Since(restarted)
+	t.Logf("nginx restarted: the stream was back on it %v later", back.Round(time.Millisecond))
+	if back > 5*time.Second {
+		t.Errorf("the stream took %v to come back on nginx, want <= 5 s", back)
+	}
+	if err := b.WaitFor(`window.__livegate.lastStats?.uptime_ms > 11000`, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The browser did nothing: same session, still live, no error.
+	var st struct {
+		State     string          `json:"state"`
+		Session   string          `json:"session"`
+		LastError json.RawMessage `json:"lastError"`
+	}
+	if err := evalInto(b, `({state: window.__livegate.state, session: window.__livegate.ready.session, lastError: window.__livegate.lastError})`, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.State != "live" || `"`+st.Session+`"` != session || (len(st.LastError) > 0 && string(st.LastError) != "null") {
+		t.Errorf("the browser saw the restart: %+v (session was %s)", st, session)
+	}
+	if _, err := b.Eval(`window.__livegate.stop()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`document.body.dataset.state === 'stopped'`, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// The built-in receiver got one uninterrupted stream.
+	var rep receiverReport
+	if err := poll(5*time.Second, 100*time.Millisecond, func() (bool, error) {
+		getJSON(t, lg.URL("/api/v1/receiver"), &rep)
+		return len(rep.Streams) == 1 && !rep.Streams[0].Active, nil
+	}); err != nil {
+		t.Fatalf("receiver: %+v: %v (a second stream means it was interrupted)", rep, err)
+	}
+	s := rep.Streams[0]
+	if d := s.LastPTSms - s.FirstPTSms; d < 10000 || s.Video == nil || float64(s.Video.Frames) < float64(d)/1000*25 {
+		t.Errorf("receiver: %d ms with %+v; want >= 10 s at about 30 fps without a gap", d, s.Video)
+	}
+
+	// nginx: both parts play, and each keeps its timestamps in order.
+	nginx.Stop()
+	for _, p := range []string{part1, nginx.RecordPath("two")} {
+		for _, kind := range []string{"v", "a"} {
+			ts := packetTimes(t, p, kind)
+			if len(ts) < 30 {
+				t.Errorf("%s: only %d %s packets", filepath.Base(p), len(ts), kind)
+			}
+			for i := 1; i < len(ts); i++ {
+				if ts[i] < ts[i-1] {
+					t.Errorf("%s: %s timestamps go back from %.3f to %.3f", filepath.Base(p), kind, ts[i-1], ts[i])
+					break
+				}
+			}
+		}
+	}
+	pr := probe(t, nginx.RecordPath("two"))
+	if pr.Video() == nil || pr.Audio() == nil || pr.Format.Duration < 3 {
+		t.Errorf("after the restart nginx recorded %+v", pr)
+	}
+	var metrics string
+	if err := poll(2*time.Second, 50*time.Millisecond, func() (bool, error) {
+		resp, err := http.Get(lg.URL("/metrics")) //nolint:noctx // a test on loopback
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(resp.Body)
+		metrics = buf.String()
+		return strings.Contains(metrics, `livegate_destination_reconnects_total{destination="nginx"} 1`), nil
+	}); err != nil {
+		t.Errorf("metrics do not count the reconnect: %v", err)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

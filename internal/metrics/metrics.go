@@ -21,6 +21,7 @@ type Metrics struct {
 	BytesOut       *prometheus.CounterVec // by destination
 	Dropped        *prometheus.CounterVec // by destination
 	DestinationUp  *prometheus.GaugeVec   // publishers live, by destination
+	Reconnects     *prometheus.CounterVec // by destination
 }
 
 // New makes the collectors and registers them with a fresh registry.
@@ -48,9 +49,12 @@ func New() *Metrics {
 		DestinationUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "livegate_destination_live", Help: "Publishers currently live, by destination.",
 		}, []string{"destination"}),
+		Reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livegate_destination_reconnects_total", Help: "Times a publisher lost its destination and reconnected.",
+		}, []string{"destination"}),
 	}
 	m.Registry.MustRegister(
-		m.SessionsActive, m.SessionsTotal, m.SessionErrors, m.BytesIn, m.BytesOut, m.Dropped, m.DestinationUp,
+		m.SessionsActive, m.SessionsTotal, m.SessionErrors, m.BytesIn, m.BytesOut, m.Dropped, m.DestinationUp, m.Reconnects,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m

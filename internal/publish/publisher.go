@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,10 +25,11 @@ type State string
 
 // States, as the browser sees them (docs/protocol.md).
 const (
-	StateConnecting State = "connecting"
-	StateLive       State = "live"
-	StateFailed     State = "failed"
-	StateEnded      State = "ended"
+	StateConnecting   State = "connecting"
+	StateLive         State = "live"
+	StateReconnecting State = "reconnecting"
+	StateFailed       State = "failed"
+	StateEnded        State = "ended"
 )
 
 const (
@@ -36,6 +38,17 @@ const (
 	// writeTimeout bounds one write: a destination that takes no data for
 	// this long is dead as far as a live stream is concerned.
 	writeTimeout = 10 * time.Second
+
+	// Reconnecting: the wait doubles from minBackoff up to maxBackoff.
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 10 * time.Second
+	// A destination that was never live is given this many attempts: it
+	// is most likely misconfigured (host, key), and the streamer should
+	// hear so at once.
+	firstAttempts = 3
+	// A destination that was live is retried for this long before it is
+	// declared failed.
+	maxOutage = 2 * time.Minute
 )
 
 // Publisher publishes to one destination.
@@ -50,6 +63,8 @@ type Publisher struct {
 	QueueSize int
 	// OnState is called from the writer goroutine on every state change.
 	OnState func(st State, reason string)
+	// Backoff overrides the first wait before reconnecting (tests).
+	Backoff time.Duration
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -120,26 +135,75 @@ func (p *Publisher) run() {
 	defer close(p.done)
 	defer p.cancel()
 	p.OnState(StateConnecting, "")
-	err := p.runInner()
-	switch {
-	case err == nil:
-		p.Log.Info("publish ended", "bytes", p.bytesOut.Load(), "packets", p.written.Load(), "dropped", p.dropped.Load())
-		p.OnState(StateEnded, "")
-	case p.ctx.Err() != nil:
-		p.OnState(StateEnded, "")
-	default:
-		p.Log.Warn("publish failed", "error", err)
-		p.OnState(StateFailed, err.Error())
+	first := p.Backoff
+	if first <= 0 {
+		first = minBackoff
+	}
+	backoff := first
+	var everLive bool
+	var attempts int
+	var downSince time.Time
+	for {
+		live, err := p.runOnce()
+		switch {
+		case err == nil:
+			p.Log.Info("publish ended", "bytes", p.bytesOut.Load(), "packets", p.written.Load(), "dropped", p.dropped.Load())
+			p.OnState(StateEnded, "")
+			return
+		case p.ctx.Err() != nil:
+			p.OnState(StateEnded, "")
+			return
+		}
+		if live {
+			everLive, attempts, downSince, backoff = true, 0, time.Now(), first
+		}
+		attempts++
+		if (!everLive && attempts >= firstAttempts) || (everLive && time.Since(downSince) > maxOutage) {
+			p.Log.Warn("publish failed", "error", err, "attempts", attempts)
+			p.OnState(StateFailed, err.Error())
+			return
+		}
+		p.Log.Warn("publish interrupted; reconnecting", "error", err, "in", backoff)
+		p.OnState(StateReconnecting, err.Error())
+		if !p.wait(backoff) {
+			p.OnState(StateEnded, "")
+			return
+		}
+		backoff = min(backoff*2, maxBackoff)
 	}
 }
 
-func (p *Publisher) runInner() error {
+// wait lets d pass while dropping what is queued (it would be stale when
+// the connection is back, which starts on a new key frame anyway). It
+// returns false when the publisher is stopped or finished meanwhile.
+func (p *Publisher) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-p.ctx.Done():
+			return false
+		case _, ok := <-p.queue:
+			if !ok {
+				return false
+			}
+			p.dropped.Add(1)
+		}
+	}
+}
+
+// runOnce makes one connection and writes until the queue ends (nil), the
+// publisher is stopped, or the connection fails. live tells whether the
+// destination accepted the stream.
+func (p *Publisher) runOnce() (live bool, err error) {
 	cctx, ccancel := context.WithTimeout(p.ctx, connectTimeout)
 	client := &gortmplib.Client{URL: p.URL, Publish: true, TLSConfig: p.TLSConfig}
-	err := client.Initialize(cctx)
+	err = client.Initialize(cctx)
 	ccancel()
 	if err != nil {
-		return fmt.Errorf("could not connect to %s: %w", redact(p.URL), err)
+		return false, fmt.Errorf("could not connect to %s: %w", redact(p.URL), hideKey(err, p.URL))
 	}
 	defer client.Close()
 	// Unblock a write stuck on a dead peer when we are told to stop.
@@ -152,7 +216,7 @@ func (p *Publisher) runInner() error {
 	for _, t := range p.Tracks {
 		gt, err := toRTMPTrack(t)
 		if err != nil {
-			return err
+			return false, err
 		}
 		hasVideo = hasVideo || t.Codec.IsVideo()
 		tracks[t] = gt
@@ -162,7 +226,7 @@ func (p *Publisher) runInner() error {
 	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	w := &gortmplib.Writer{Conn: client, Tracks: gtracks}
 	if err := w.Initialize(); err != nil {
-		return fmt.Errorf("%s refused the stream: %w", redact(p.URL), err)
+		return false, fmt.Errorf("%s refused the stream: %w", redact(p.URL), err)
 	}
 	p.Log.Info("publishing", "url", redact(p.URL))
 	p.OnState(StateLive, "")
@@ -177,10 +241,10 @@ func (p *Publisher) runInner() error {
 		select {
 		case pkt, ok = <-p.queue:
 			if !ok {
-				return nil
+				return true, nil
 			}
 		case <-p.ctx.Done():
-			return p.ctx.Err()
+			return true, p.ctx.Err()
 		}
 		if !started {
 			if !pkt.Track.Codec.IsVideo() || !pkt.Key {
@@ -201,13 +265,14 @@ func (p *Publisher) runInner() error {
 		}
 		if err != nil {
 			if p.ctx.Err() != nil {
-				return p.ctx.Err()
+				return true, p.ctx.Err()
 			}
-			return fmt.Errorf("connection to %s lost: %w", redact(p.URL), err)
+			return true, fmt.Errorf("connection to %s lost: %w", redact(p.URL), err)
 		}
 		p.written.Add(1)
+		// Counted per connection by the client: add what this one sent.
 		if n := client.BytesSent(); n != last {
-			p.bytesOut.Store(n)
+			p.bytesOut.Add(n - last)
 			last = n
 		}
 	}
@@ -221,6 +286,24 @@ func toRTMPTrack(t *media.Track) (*gortmplib.Track, error) {
 		return &gortmplib.Track{Codec: &codecs.MPEG4Audio{Config: t.AAC}}, nil
 	}
 	return nil, fmt.Errorf("publish: codec %v cannot go into RTMP here", t.Codec)
+}
+
+// keyHiddenError is an error whose text no longer shows the stream key.
+type keyHiddenError struct {
+	msg string
+	err error
+}
+
+func (e *keyHiddenError) Error() string { return e.msg }
+func (e *keyHiddenError) Unwrap() error { return e.err }
+
+// hideKey masks the stream key in err's text: a server may repeat the
+// stream name in its refusal, and gortmplib prints the server's answer.
+func hideKey(err error, u *url.URL) error {
+	if u.Fragment == "" || !strings.Contains(err.Error(), u.Fragment) {
+		return err
+	}
+	return &keyHiddenError{msg: strings.ReplaceAll(err.Error(), u.Fragment, "****"), err: err}
 }
 
 // redact hides the stream key, which gortmplib carries in the fragment.

@@ -350,6 +350,9 @@ func (s *Session) onState(name string, st publish.State, reason string) {
 		} else if prev == publish.StateLive {
 			g.Dec()
 		}
+		if st == publish.StateReconnecting {
+			s.Metrics.Reconnects.WithLabelValues(name).Inc()
+		}
 	}
 	s.OnEvent(Event{Destination: name, State: st, Reason: reason})
 	if allFailed {

@@ -4,7 +4,7 @@
 //
 //   import { publish, pickMimeType } from '/client.js';
 //   const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-//   const pub = publish(stream, { destination: 'local' });
+//   const pub = publish(stream, { destinations: ['local', 'youtube'] }); // or { destination: 'local' }
 //   pub.addEventListener('state', () => console.log(pub.state));
 //   pub.addEventListener('error', (e) => console.log(e.detail.code, e.detail.message));
 //   ...
@@ -114,6 +114,7 @@ export class Publication extends EventTarget {
 
   constructor(stream, {
     url,
+    destinations: names,
     destination,
     mimeType,
     videoBitsPerSecond = 2_500_000,
@@ -123,8 +124,11 @@ export class Publication extends EventTarget {
   } = {}) {
     super();
     this.#stream = stream;
-    const destinations = (Array.isArray(destination) ? destination : [destination])
-      .filter((d) => typeof d === 'string' && d !== '');
+    // `destinations` (a list) or `destination` (one name, or a list); duplicates are dropped
+    // (the server refuses them, and takes at most 8).
+    const wanted = names !== undefined ? names : destination;
+    const destinations = [...new Set((Array.isArray(wanted) ? wanted : [wanted])
+      .filter((d) => typeof d === 'string' && d !== ''))];
     this.#opts = {
       url: url || defaultURL(),
       destinations,

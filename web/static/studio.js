@@ -1,8 +1,10 @@
-// livegate studio: the page around client.js. Picks camera, microphone and destination,
+// livegate studio: the page around client.js. Picks camera, microphone and destinations,
 // shows a preview, goes live, and shows how the broadcast is doing.
 //
 // For tests and kiosks:
-//   ?destination=NAME   preselects a destination
+//   ?destination=NAME   preselects a destination; several as ?destination=a,b or
+//                       ?destination=a&destination=b (names the server does not offer are
+//                       still listed and sent, so that the server's answer explains them)
 //   &autostart=1        goes live as soon as the camera and the destination list are ready
 //   document.body.dataset.state  idle | ready | connecting | live | stopping | stopped | error
 //   window.__livegate   live view of the broadcast (see `lg` below), with stop() and goLive()
@@ -20,7 +22,8 @@ const el = {
   badgeText: $('badge-text'),
   camera: $('camera'),
   microphone: $('microphone'),
-  destination: $('destination'),
+  destinations: $('destinations'),
+  destinationList: $('destination-list'),
   destinationHelp: $('destination-help'),
   status: $('status'),
   golive: $('golive'),
@@ -41,7 +44,10 @@ const el = {
 };
 
 const params = new URLSearchParams(location.search);
-const wantedDestination = params.get('destination') || '';
+const wantedDestinations = [...new Set(params.getAll('destination')
+  .flatMap((v) => v.split(','))
+  .map((v) => v.trim())
+  .filter(Boolean))];
 const autostart = params.get('autostart') === '1';
 
 const lg = {
@@ -61,6 +67,7 @@ window.__livegate = lg;
 let stream = null;
 let pub = null;
 let destinations = null; // from GET /api/v1/destinations, once loaded
+let sending = []; // the destination names of the current (or last) broadcast
 let acquiring = 0; // generation counter, so a slow getUserMedia cannot win over a newer one
 let autostarted = false;
 let userStopped = false;
@@ -101,9 +108,10 @@ let refocus = false;
 
 function updateControls() {
   const focused = document.activeElement;
-  const hadButton = focused === el.golive || focused === el.stop;
+  const hadButton = focused === el.golive || focused === el.stop
+    || (focused !== null && el.destinations.contains(focused));
   setDisabled();
-  if (hadButton && !focused.disabled) {
+  if (hadButton && !focused.matches(':disabled')) {
     refocus = false;
     return;
   }
@@ -120,13 +128,24 @@ function setDisabled() {
   const haveDevices = stream !== null;
   el.camera.disabled = live || el.camera.options.length === 0 || !el.camera.options[0].value;
   el.microphone.disabled = live || el.microphone.options.length === 0 || !el.microphone.options[0].value;
-  el.destination.disabled = live || !destinations || destinations.length === 0;
-  el.golive.disabled = live || !haveDevices || !lg.mimeType || !el.destination.value;
+  const boxes = destinationBoxes();
+  const chosen = boxes.filter((b) => b.checked).length;
+  el.destinations.disabled = live || boxes.length === 0;
+  // The server takes at most MAX_DESTINATIONS: once that many are checked, the rest wait.
+  for (const box of boxes) box.disabled = !box.checked && chosen >= MAX_DESTINATIONS;
+  el.golive.disabled = live || !haveDevices || !lg.mimeType || chosen === 0;
   el.stop.disabled = !(lg.state === 'connecting' || lg.state === 'live');
 }
 
 function readyText() {
-  return 'Ready — choose a destination and press Go live';
+  if (!destinations) return 'Camera ready — loading the destinations…';
+  const chosen = chosenDestinations();
+  if (chosen.length === 0) return 'Choose at least one destination to go live';
+  return `Ready — press Go live to broadcast to ${chosen.join(', ')}`;
+}
+
+function readyTone() {
+  return destinations && chosenDestinations().length === 0 ? 'info' : 'ok';
 }
 
 // ---------------------------------------------------------------- camera and microphone
@@ -186,7 +205,7 @@ async function acquire() {
   }
   if (!busy() && !destinationsFailed) {
     setState('ready');
-    setStatus(readyText(), 'ok');
+    setStatus(readyText(), readyTone());
   }
   maybeAutostart();
 }
@@ -263,7 +282,17 @@ if (navigator.mediaDevices) {
 
 // ---------------------------------------------------------------- destinations
 
+const MAX_DESTINATIONS = 8; // per broadcast, docs/protocol.md
+
 let destinationsFailed = false;
+
+function destinationBoxes() {
+  return [...el.destinationList.querySelectorAll('input[name="destination"]')];
+}
+
+function chosenDestinations() {
+  return destinationBoxes().filter((b) => b.checked).map((b) => b.value);
+}
 
 async function loadDestinations() {
   let list;
@@ -274,48 +303,92 @@ async function loadDestinations() {
     list = Array.isArray(body.destinations) ? body.destinations : [];
   } catch (err) {
     destinationsFailed = true;
-    el.destination.replaceChildren(new Option('Unavailable', ''));
+    el.destinationHelp.textContent = 'The list of destinations could not be loaded.';
     fail('destinations_unavailable', `could not load the destinations: ${err.message}`,
       'Could not load the list of destinations from the server — check that livegate is running and reload');
     return;
   }
   destinations = list;
-  el.destination.replaceChildren();
-  for (const d of list) {
-    el.destination.append(new Option(d.builtin ? `${d.name} (built-in)` : d.name, d.name));
-  }
-  if (wantedDestination) {
-    if (!list.some((d) => d.name === wantedDestination)) {
-      // Kept so that the server's own answer explains the problem.
-      el.destination.append(new Option(`${wantedDestination} (not offered by this server)`, wantedDestination));
-    }
-    el.destination.value = wantedDestination;
-  }
-  if (list.length === 0 && !wantedDestination) {
+  if (list.length === 0 && wantedDestinations.length === 0) {
     destinationsFailed = true;
-    el.destination.replaceChildren(new Option('None configured', ''));
+    el.destinationHelp.textContent = 'None configured on this server.';
     fail('no_destinations', 'this server has no destinations configured',
       'This server has no destinations configured — ask its operator to add one');
     return;
   }
-  describeDestination();
+  renderChoices(list);
+  el.destinationHelp.textContent = list.length > 1
+    ? `Choose one or more${list.length > MAX_DESTINATIONS ? ` (up to ${MAX_DESTINATIONS})` : ''} — the broadcast goes to each of them at once.`
+    : '';
   updateControls();
+  if (lg.state === 'ready') setStatus(readyText(), readyTone());
   maybeAutostart();
 }
 
-function describeDestination() {
-  const d = destinations && destinations.find((x) => x.name === el.destination.value);
-  el.destinationHelp.textContent = d ? d.description || '' : el.destination.value ? 'Not in this server’s list.' : '';
+// One checkbox per destination; the URL's names are checked, or the only one there is.
+function renderChoices(list) {
+  const items = list.map((d) => ({
+    name: d.name,
+    note: d.builtin ? 'built-in' : '',
+    description: d.description || '',
+  }));
+  for (const name of wantedDestinations) {
+    if (!list.some((d) => d.name === name)) {
+      // Kept so that the server's own answer explains the problem.
+      items.push({ name, note: 'not offered by this server', description: 'Not in this server’s list.', unknown: true });
+    }
+  }
+  const checked = new Set(wantedDestinations.length ? wantedDestinations : list.length === 1 ? [list[0].name] : []);
+  el.destinationList.replaceChildren(...items.map((item, i) => choice(item, i, checked.has(item.name))));
 }
 
-el.destination.addEventListener('change', () => {
-  describeDestination();
+function choice(item, i, checked) {
+  const id = `destination-${i}`;
+  const label = document.createElement('label');
+  label.className = 'choice';
+  if (item.unknown) label.dataset.unknown = '';
+  const box = document.createElement('input');
+  box.type = 'checkbox';
+  box.name = 'destination';
+  box.value = item.name;
+  box.id = id;
+  box.checked = checked;
+  // The label holds the description too; name the box by its name alone and let the
+  // description be read as its description.
+  box.setAttribute('aria-labelledby', `${id}-name`);
+  const text = document.createElement('span');
+  text.className = 'choice-text';
+  const name = document.createElement('span');
+  name.className = 'choice-name';
+  name.id = `${id}-name`;
+  name.append(item.name);
+  if (item.note) {
+    const note = document.createElement('span');
+    note.className = 'choice-note';
+    note.textContent = `(${item.note})`;
+    name.append(' ', note);
+  }
+  text.append(name);
+  if (item.description) {
+    const desc = document.createElement('span');
+    desc.className = 'choice-desc';
+    desc.id = `${id}-desc`;
+    desc.textContent = item.description;
+    box.setAttribute('aria-describedby', desc.id);
+    text.append(desc);
+  }
+  label.append(box, text);
+  return label;
+}
+
+el.destinationList.addEventListener('change', () => {
   updateControls();
+  if (lg.state === 'ready' || lg.state === 'stopped') setStatus(readyText(), readyTone());
 });
 
 function maybeAutostart() {
   if (!autostart || autostarted) return;
-  if (!stream || !destinations || !el.destination.value || lg.state !== 'ready') return;
+  if (!stream || !destinations || chosenDestinations().length === 0 || lg.state !== 'ready') return;
   autostarted = true;
   goLive();
 }
@@ -323,15 +396,16 @@ function maybeAutostart() {
 // ---------------------------------------------------------------- going live
 
 function goLive() {
-  if (busy() || !stream || !lg.mimeType || !el.destination.value) return;
-  const destination = el.destination.value;
+  const chosen = chosenDestinations();
+  if (busy() || !stream || !lg.mimeType || chosen.length === 0) return;
+  sending = chosen;
   Object.assign(lg, { bytesSent: 0, chunksSent: 0, ready: null, lastStats: null, lastError: null, destinations: {} });
   userStopped = false;
   setState('connecting');
   setStatus('Connecting…', 'busy');
   resetHealth();
 
-  const p = publish(stream, { destination, mimeType: lg.mimeType });
+  const p = publish(stream, { destinations: chosen, mimeType: lg.mimeType });
   pub = p;
   const mine = (fn) => (ev) => { if (pub === p) fn(ev); };
 
@@ -396,17 +470,24 @@ async function stopLive() {
   }
 }
 
+// "Live on a, b — c lost the connection, reconnecting… — d failed: reason"
 function liveText() {
-  const names = pub && pub.ready && pub.ready.destinations ? pub.ready.destinations : [el.destination.value];
-  const failed = Object.values(lg.destinations).filter((d) => d.state === 'failed');
-  const live = names.filter((n) => !failed.some((d) => d.name === n));
+  const names = pub && pub.ready && Array.isArray(pub.ready.destinations) ? pub.ready.destinations : sending;
+  const stateOf = (name) => (lg.destinations[name] || {}).state;
+  const failed = names.filter((n) => stateOf(n) === 'failed');
+  const reconnecting = names.filter((n) => stateOf(n) === 'reconnecting');
+  const live = names.filter((n) => !failed.includes(n) && !reconnecting.includes(n));
   let text = live.length ? `Live on ${live.join(', ')}` : 'No destination is receiving the broadcast';
-  for (const d of failed) text += ` — ${d.name} failed${d.reason ? `: ${d.reason}` : ''}`;
+  for (const n of reconnecting) text += ` — ${n} lost the connection, reconnecting…`;
+  for (const n of failed) {
+    const reason = lg.destinations[n].reason;
+    text += ` — ${n} failed${reason ? `: ${reason}` : ''}`;
+  }
   return text;
 }
 
 function liveTone() {
-  return Object.values(lg.destinations).some((d) => d.state === 'failed') ? 'warn' : 'live';
+  return Object.values(lg.destinations).some((d) => d.state === 'failed' || d.state === 'reconnecting') ? 'warn' : 'live';
 }
 
 function errorText(d) {
@@ -487,7 +568,7 @@ function renderHealth() {
   }
 }
 
-const STATE_WORDS = { connecting: 'Connecting', live: 'Live', failed: 'Failed', ended: 'Ended' };
+const STATE_WORDS = { connecting: 'Connecting', live: 'Live', reconnecting: 'Reconnecting', failed: 'Failed', ended: 'Ended' };
 
 function renderDestinations() {
   const list = Object.values(lg.destinations);
@@ -506,12 +587,13 @@ function renderDestinations() {
     // Once the broadcast is over, every destination that did not fail has ended.
     const shown = !busy() && d.state !== 'failed' ? 'ended' : d.state;
     state.dataset.state = shown;
+    li.dataset.state = shown;
     state.textContent = STATE_WORDS[shown] || shown;
     const rate = document.createElement('span');
     rate.className = 'dest-rate';
     rate.textContent = shown === 'live' && typeof d.bitrate_out === 'number' ? kbps(d.bitrate_out) : '';
     li.append(name, state, rate);
-    if (d.reason) {
+    if (d.reason && (shown === 'failed' || shown === 'reconnecting')) {
       const reason = document.createElement('span');
       reason.className = 'dest-reason';
       reason.textContent = d.reason;
