@@ -147,6 +147,11 @@ func (r *Receiver) handle(conn net.Conn) error {
 			}
 			st.setVideo(v)
 			rd.OnDataH264(t, func(pts, _ time.Duration, au [][]byte) {
+				// gortmplib hands the sequence header (SPS and PPS, at
+				// time 0) over as an access unit too: it is not a frame.
+				if !hasPicture(au) {
+					return
+				}
 				st.onVideo(pts, h264.IsRandomAccess(au), sc.BytesReceived())
 			})
 		case *codecs.MPEG4Audio:
@@ -169,6 +174,18 @@ func (r *Receiver) handle(conn net.Conn) error {
 			return err
 		}
 	}
+}
+
+// hasPicture tells whether an H.264 access unit holds a coded slice.
+func hasPicture(au [][]byte) bool {
+	for _, nalu := range au {
+		if len(nalu) > 0 {
+			if typ := h264.NALUType(nalu[0] & 0x1f); typ >= h264.NALUTypeNonIDR && typ <= h264.NALUTypeIDR {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (r *Receiver) addStream(st *streamState) {

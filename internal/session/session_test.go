@@ -1,0 +1,334 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/livegate/livegate/internal/metrics"
+	"github.com/livegate/livegate/internal/publish"
+	"github.com/livegate/livegate/internal/receiver"
+	"github.com/livegate/livegate/internal/transcode"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testFile is what Chromium's MediaRecorder makes: Matroska with H.264
+// 640x360 at 30 fps and Opus, 4 s.
+const testFile = "../ingest/mediarecorder/testdata/h264.mkv"
+
+const secretKey = "SECRETKEY123"
+
+func testLog() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func needFFmpeg(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is not installed: apt-get install ffmpeg")
+	}
+}
+
+var passthrough = transcode.Options{
+	Input:           transcode.InputMatroska,
+	CopyVideo:       true,
+	AudioBitrate:    128000,
+	AudioSampleRate: 48000,
+}
+
+func rtmpURL(t *testing.T, addr, key string) *url.URL {
+	t.Helper()
+	u, err := url.Parse("rtmp://" + addr + "/live#" + key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// events records what OnEvent reported.
+type events struct {
+	mu  sync.Mutex
+	all []Event
+}
+
+func (e *events) on(ev Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.all = append(e.all, ev)
+}
+
+func (e *events) get() []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]Event(nil), e.all...)
+}
+
+// newSession starts a session; it is closed at the end of the test.
+func newSession(t *testing.T, dests []Destination, m *metrics.Metrics) (*Session, *events) {
+	t.Helper()
+	needFFmpeg(t)
+	ev := &events{}
+	s := &Session{
+		ID:           "test",
+		Log:          testLog(),
+		FFmpegPath:   "ffmpeg",
+		Transcode:    passthrough,
+		Destinations: dests,
+		Metrics:      m,
+		OnEvent:      ev.on,
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s, ev
+}
+
+// writeChunks writes data cut at random places, as MediaRecorder does.
+func writeChunks(s *Session, data []byte) error {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for len(data) > 0 {
+		n := min(len(data), 1+rng.IntN(40_000))
+		if err := s.Write(data[:n]); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func metricValue(t *testing.T, m *metrics.Metrics, line string) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for l := range strings.SplitSeq(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, line+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func TestBroadcastToReceiver(t *testing.T) {
+	data, err := os.ReadFile(testFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testLog()}
+	if err := rcv.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rcv.Close)
+	m := metrics.New()
+	s, ev := newSession(t, []Destination{{Name: "local", URL: rtmpURL(t, rcv.Addr().String(), "test")}}, m)
+
+	if err := writeChunks(s, data); err != nil {
+		t.Fatal(err)
+	}
+	s.Finish()
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err after a clean Finish: %v", err)
+	}
+
+	st := s.Stats()
+	if st.BytesIn != uint64(len(data)) {
+		t.Errorf("BytesIn %d, want the file size %d", st.BytesIn, len(data))
+	}
+	if st.FirstPacket.IsZero() {
+		t.Error("FirstPacket is not set")
+	}
+	if len(st.Destinations) != 1 || st.Destinations[0].State != publish.StateEnded || st.Destinations[0].BytesOut == 0 {
+		t.Errorf("destination stats %+v, want ended with bytes out", st.Destinations)
+	}
+	if cpu := s.EncoderCPU(); cpu <= 0 {
+		t.Errorf("EncoderCPU %v after Finish, want > 0", cpu)
+	}
+	if tr := s.Tracks(); len(tr) != 2 {
+		t.Errorf("tracks %v, want H264 and AAC", tr)
+	}
+	var states []string
+	for _, e := range ev.get() {
+		states = append(states, string(e.State))
+	}
+	if got := strings.Join(states, ","); got != "connecting,live,ended" {
+		t.Errorf("events %s, want connecting,live,ended", got)
+	}
+	if got := metricValue(t, m, "livegate_ingest_bytes_total"); got != strconv.Itoa(len(data)) {
+		t.Errorf("livegate_ingest_bytes_total %s, want %d", got, len(data))
+	}
+	if got := metricValue(t, m, `livegate_destination_live{destination="local"}`); got != "0" {
+		t.Errorf("livegate_destination_live after the end %s, want 0", got)
+	}
+
+	waitFor(t, "the stream ends at the receiver", 5*time.Second, func() bool {
+		r := rcv.Streams()
+		return len(r) == 1 && !r[0].Active
+	})
+	r := rcv.Streams()[0]
+	// 4 s at 30 fps.
+	if v := r.Video; v == nil || v.Codec != "H264" || v.Width != 640 || v.Height != 360 || v.Frames < 115 || v.Frames > 121 || v.KeyFrames == 0 {
+		t.Errorf("video %+v, want H264 640x360, about 120 frames", v)
+	}
+	if a := r.Audio; a == nil || a.Codec != "AAC" || a.SampleRate != 48000 || a.Frames < 170 {
+		t.Errorf("audio %+v, want AAC 48000 Hz, about 187 frames", a)
+	}
+	if r.LastPTSms-r.FirstPTSms < 3800 {
+		t.Errorf("received %d..%d ms, want about 4 s", r.FirstPTSms, r.LastPTSms)
+	}
+}
+
+func TestUnreachableDestinationEndsTheSession(t *testing.T) {
+	data, err := os.ReadFile(testFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s, ev := newSession(t, []Destination{{Name: "gone", URL: rtmpURL(t, addr, secretKey)}}, nil)
+
+	// The publishers start once the encoder has produced its tracks.
+	// Writes may fail once the session has ended: that is the point.
+	_ = writeChunks(s, data)
+	select {
+	case <-s.Ended():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not end by itself")
+	}
+	began := time.Now()
+	s.Close()
+	if d := time.Since(began); d > 2*time.Second {
+		t.Errorf("Close took %v, want < 2 s", d)
+	}
+	err = s.Err()
+	if !errors.Is(err, ErrAllDestinationsFailed) {
+		t.Fatalf("Err = %v, want ErrAllDestinationsFailed", err)
+	}
+	if !strings.Contains(err.Error(), "could not connect") || strings.Contains(err.Error(), secretKey) {
+		t.Errorf("Err = %q: want the reason, without the stream key", err)
+	}
+	evs := ev.get()
+	if len(evs) == 0 || evs[len(evs)-1].State != publish.StateFailed {
+		t.Errorf("events %+v, want the last to be failed", evs)
+	}
+	if err := s.Write([]byte{0x1a}); err == nil {
+		t.Error("Write after the end succeeded")
+	}
+}
+
+func TestCloseRightAfterStart(t *testing.T) {
+	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testLog()}
+	if err := rcv.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rcv.Close)
+	s, _ := newSession(t, []Destination{{Name: "local", URL: rtmpURL(t, rcv.Addr().String(), "test")}}, nil)
+	pid := s.EncoderPID()
+	began := time.Now()
+	s.Close()
+	if d := time.Since(began); d > 2*time.Second {
+		t.Errorf("Close took %v, want < 2 s", d)
+	}
+	select {
+	case <-s.Done():
+	default:
+		t.Error("Done is not closed after Close")
+	}
+	if err := s.Err(); err != nil {
+		t.Errorf("Err after Close with no input: %v", err)
+	}
+	if kids := ffmpegChildren(t); len(kids) != 0 {
+		t.Errorf("ffmpeg children still running after Close: %v (the session's was %d)", kids, pid)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	for _, ca := range []struct {
+		name  string
+		tweak func(*Session)
+	}{
+		{"no destination", func(s *Session) { s.Destinations = nil }},
+		{"no ffmpeg", func(s *Session) { s.FFmpegPath = filepath.Join(t.TempDir(), "no-ffmpeg") }},
+		{"bad options", func(s *Session) { s.Transcode.AudioSampleRate = 8000 }},
+	} {
+		t.Run(ca.name, func(t *testing.T) {
+			s := &Session{
+				Log: testLog(), FFmpegPath: "ffmpeg", Transcode: passthrough,
+				Destinations: []Destination{{Name: "x", URL: rtmpURL(t, "127.0.0.1:1", "k")}},
+			}
+			ca.tweak(s)
+			if err := s.Start(context.Background()); err == nil {
+				s.Close()
+				t.Fatal("Start succeeded")
+			}
+		})
+	}
+}
+
+// ffmpegChildren lists the processes named ffmpeg whose parent is this
+// test and that are not zombies.
+func ffmpegChildren(t *testing.T) []int {
+	t.Helper()
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		comm := string(b[open+1 : end])
+		f := strings.Fields(string(b[end+1:]))
+		if len(f) < 2 || comm != "ffmpeg" || f[0] == "Z" {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid == os.Getpid() {
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:open])))
+			kids = append(kids, pid)
+		}
+	}
+	return kids
+}
