@@ -24,6 +24,10 @@ type Config struct {
 	Receiver Receiver
 	Limits   Limits
 	Encode   Encode
+	// Profiles are the output sizes livegate can resize a broadcast to, by name. A
+	// destination may force one (Destination.Profile) or let the streamer pick among some
+	// (Destination.Profiles). Each Profile's Name equals its key.
+	Profiles map[string]Profile
 	// Destinations are the places a broadcast can go, by name. The browser only ever
 	// sends these names, never a URL. Each Destination's Name equals its key.
 	Destinations map[string]Destination
@@ -84,6 +88,7 @@ const (
 	defaultX264Preset        = "veryfast"
 	defaultAudioBitrate      = 128_000
 	defaultAudioSampleRate   = 48000
+	defaultProfileFPS        = 30 // for a profile that gives no fps
 
 	// builtinName names the destination added when the file configures none.
 	builtinName        = "local"
@@ -91,7 +96,8 @@ const (
 )
 
 // Default returns the configuration used when the file is empty: every field at its
-// default and one destination, "local", the built-in receiver.
+// default, the profiles 1080p, 720p and 480p, and one destination, "local", the built-in
+// receiver.
 func Default() *Config {
 	c := defaultsWithoutDestinations()
 	c.Destinations = map[string]Destination{builtinName: builtinDestination()}
@@ -120,6 +126,16 @@ func defaultsWithoutDestinations() *Config {
 			X264Preset:       defaultX264Preset,
 			AudioSampleRate:  defaultAudioSampleRate,
 		},
+		Profiles: defaultProfiles(),
+	}
+}
+
+// defaultProfiles are the profiles of a file that has no profiles: section.
+func defaultProfiles() map[string]Profile {
+	return map[string]Profile{
+		"1080p": {Name: "1080p", Width: 1920, Height: 1080, FPS: 30, VideoBitrate: 6_000_000, AudioBitrate: 160_000, KeyframeInterval: 2 * time.Second},
+		"720p":  {Name: "720p", Width: 1280, Height: 720, FPS: 30, VideoBitrate: 3_000_000, AudioBitrate: 128_000, KeyframeInterval: 2 * time.Second},
+		"480p":  {Name: "480p", Width: 854, Height: 480, FPS: 30, VideoBitrate: 1_200_000, AudioBitrate: 96_000, KeyframeInterval: 2 * time.Second},
 	}
 }
 
@@ -130,6 +146,9 @@ func builtinDestination() Destination {
 // Parse reads a YAML configuration, fills in the defaults and validates the result.
 // Empty input gives Default(). All problems found are reported together (errors.Join),
 // one per line, so that the operator can fix them in one go.
+//
+// Stream keys given with key_env and key_file are read here (and by Load), from the
+// environment and the file system, into Destination.Key.
 func Parse(data []byte) (*Config, error) {
 	return parse(data, "")
 }

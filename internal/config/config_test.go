@@ -36,6 +36,11 @@ func TestDefault(t *testing.T) {
 			X264Preset:       "veryfast",
 			AudioSampleRate:  48000,
 		},
+		Profiles: map[string]Profile{
+			"1080p": {Name: "1080p", Width: 1920, Height: 1080, FPS: 30, VideoBitrate: 6_000_000, AudioBitrate: 160_000, KeyframeInterval: 2 * time.Second},
+			"720p":  {Name: "720p", Width: 1280, Height: 720, FPS: 30, VideoBitrate: 3_000_000, AudioBitrate: 128_000, KeyframeInterval: 2 * time.Second},
+			"480p":  {Name: "480p", Width: 854, Height: 480, FPS: 30, VideoBitrate: 1_200_000, AudioBitrate: 96_000, KeyframeInterval: 2 * time.Second},
+		},
 		Destinations: map[string]Destination{
 			"local": {Name: "local", Builtin: true, Description: "Built-in receiver (preview on this server)"},
 		},
@@ -50,6 +55,13 @@ func TestDefault(t *testing.T) {
 	c.Destinations["x"] = Destination{}
 	if _, ok := Default().Destinations["x"]; ok {
 		t.Fatal("Default() shares its destinations map between calls")
+	}
+	c.Profiles["x"] = Profile{}
+	if _, ok := Default().Profiles["x"]; ok {
+		t.Fatal("Default() shares its profiles map between calls")
+	}
+	if got, want := Default().ProfileNames(), []string{"1080p", "720p", "480p"}; !slices.Equal(got, want) {
+		t.Fatalf("ProfileNames() = %v, want %v", got, want)
 	}
 }
 
@@ -89,25 +101,38 @@ func TestLoadExample(t *testing.T) {
 	want.Destinations = map[string]Destination{
 		"youtube": {
 			Name:        "youtube",
-			URL:         "rtmp://a.rtmp.youtube.com/live2/abcd-efgh-ijkl-mnop-qrst",
+			Preset:      "youtube",
+			Key:         "abcd-efgh-ijkl-mnop-qrst",
 			Description: "YouTube main channel",
+			Profile:     "1080p",
 		},
 		"twitch": {
-			Name:        "twitch",
-			URL:         "rtmp://live.twitch.tv/app/live_123456789_AbCdEfGhIjKlMnOpQrStUvWxYz",
-			Description: "Twitch",
+			Name:          "twitch",
+			Preset:        "twitch",
+			KeyFromClient: true,
+			KeyPattern:    "live_[0-9]+_[A-Za-z0-9]+",
+			Description:   "Twitch",
+			Profiles:      []string{"720p", "480p"},
 		},
 		"facebook": {
 			Name:        "facebook",
 			URL:         "rtmps://live-api-s.facebook.com:443/rtmp/FB-1234567890123456-0-AbCdEfGhIjKlMnOp",
+			Preset:      "custom",
 			Description: "Facebook page",
+		},
+		"studio": {
+			Name:        "studio",
+			Preset:      "custom",
+			Server:      "rtmp://rtmp.example.com:1935/live",
+			Key:         "studio-1",
+			Description: "Studio recorder",
 		},
 		"local": {Name: "local", Builtin: true, Description: "Preview on this server"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load(example) =\n%#v\nwant\n%#v", c, want)
 	}
-	if got, wantNames := c.DestinationNames(), []string{"facebook", "local", "twitch", "youtube"}; !slices.Equal(got, wantNames) {
+	if got, wantNames := c.DestinationNames(), []string{"facebook", "local", "studio", "twitch", "youtube"}; !slices.Equal(got, wantNames) {
 		t.Fatalf("DestinationNames() = %v, want %v", got, wantNames)
 	}
 }
@@ -134,7 +159,7 @@ func TestParseValid(t *testing.T) {
 			"receiver: {enabled: false}\ndestinations: {yt: {url: rtmp://h/app/key}}",
 			func(c *Config) {
 				c.Receiver.Enabled = false
-				c.Destinations = map[string]Destination{"yt": {Name: "yt", URL: "rtmp://h/app/key"}}
+				c.Destinations = map[string]Destination{"yt": {Name: "yt", URL: "rtmp://h/app/key", Preset: "custom"}}
 			},
 		},
 		{"receiver enabled explicitly", "receiver: {enabled: true}", func(*Config) {}},
@@ -177,8 +202,8 @@ func TestParseValid(t *testing.T) {
 			"destinations:\n  " + strings.Repeat("a", 32) + ": {url: rtmp://h/a/k}\n  0_x-y: {url: rtmps://h/a/k}\n",
 			func(c *Config) {
 				c.Destinations = map[string]Destination{
-					strings.Repeat("a", 32): {Name: strings.Repeat("a", 32), URL: "rtmp://h/a/k"},
-					"0_x-y":                 {Name: "0_x-y", URL: "rtmps://h/a/k"},
+					strings.Repeat("a", 32): {Name: strings.Repeat("a", 32), URL: "rtmp://h/a/k", Preset: "custom"},
+					"0_x-y":                 {Name: "0_x-y", URL: "rtmps://h/a/k", Preset: "custom"},
 				}
 			},
 		},
@@ -188,7 +213,7 @@ func TestParseValid(t *testing.T) {
 			func(c *Config) {
 				c.Destinations = map[string]Destination{
 					"mine":  {Name: "mine", Builtin: true},
-					"other": {Name: "other", URL: "rtmp://h:1936/app/inner/k"},
+					"other": {Name: "other", URL: "rtmp://h:1936/app/inner/k", Preset: "custom"},
 				}
 			},
 		},
@@ -196,7 +221,7 @@ func TestParseValid(t *testing.T) {
 			"description 200 characters of unicode",
 			"destinations: {yt: {url: rtmp://h/a/k, description: " + strings.Repeat("é", 200) + "}}",
 			func(c *Config) {
-				c.Destinations = map[string]Destination{"yt": {Name: "yt", URL: "rtmp://h/a/k", Description: strings.Repeat("é", 200)}}
+				c.Destinations = map[string]Destination{"yt": {Name: "yt", URL: "rtmp://h/a/k", Preset: "custom", Description: strings.Repeat("é", 200)}}
 			},
 		},
 		{
@@ -206,7 +231,7 @@ func TestParseValid(t *testing.T) {
 				c.Destinations = map[string]Destination{}
 				for i := range 64 {
 					n := fmt.Sprintf("d%02d", i)
-					c.Destinations[n] = Destination{Name: n, URL: "rtmp://h/app/k"}
+					c.Destinations[n] = Destination{Name: n, URL: "rtmp://h/app/k", Preset: "custom"}
 				}
 			},
 		},
@@ -216,8 +241,8 @@ func TestParseValid(t *testing.T) {
 			func(c *Config) {
 				c.Limits.MaxSessions = 3
 				c.Destinations = map[string]Destination{
-					"a": {Name: "a", URL: "rtmp://h/app/k", Description: "shared"},
-					"b": {Name: "b", URL: "rtmp://h/app/other", Description: "shared"},
+					"a": {Name: "a", URL: "rtmp://h/app/k", Preset: "custom", Description: "shared"},
+					"b": {Name: "b", URL: "rtmp://h/app/other", Preset: "custom", Description: "shared"},
 				}
 			},
 		},
@@ -343,9 +368,9 @@ func TestParseBadValues(t *testing.T) {
 			[]string{"config: line 3: destinations.local.builtin: the built-in receiver is disabled; enable it (receiver.enabled: true) or give this destination a url"},
 		},
 		{"builtin and url", "destinations: {x: {builtin: true, url: rtmp://h/a/k}}", []string{"destinations.x: has both url and builtin: true; keep one"}},
-		{"neither", "destinations: {x: {description: hello}}", []string{"destinations.x: has neither url nor builtin: true; give one"}},
-		{"neither null", "destinations:\n  x:\n", []string{"config: line 2: destinations.x: has neither url nor builtin: true; give one"}},
-		{"builtin false", "destinations: {x: {builtin: false}}", []string{"destinations.x: has neither url nor builtin: true"}},
+		{"neither", "destinations: {x: {description: hello}}", []string{"destinations.x: has none of url, preset and builtin: true; give one"}},
+		{"neither null", "destinations:\n  x:\n", []string{"config: line 2: destinations.x: has none of url, preset and builtin: true; give one"}},
+		{"builtin false", "destinations: {x: {builtin: false}}", []string{"destinations.x: has none of url, preset and builtin: true"}},
 		{"name upper case", "destinations: {YouTube: {url: rtmp://h/a/k}}", []string{`destinations.YouTube: the name "YouTube" is not allowed; use 1..32 of a-z, 0-9, _ and -, starting with a-z or 0-9`}},
 		{"name leading dash", "destinations: {-yt: {url: rtmp://h/a/k}}", []string{`destinations.-yt: the name "-yt" is not allowed`}},
 		{"name leading underscore", "destinations: {_yt: {url: rtmp://h/a/k}}", []string{`destinations._yt: the name "_yt" is not allowed`}},
@@ -357,9 +382,9 @@ func TestParseBadValues(t *testing.T) {
 		{"description newline", "destinations: {x: {url: rtmp://h/a/k, description: \"two\\nlines\"}}", []string{"destinations.x.description: must be one line of text, without control characters"}},
 		{"description list", "destinations: {x: {url: rtmp://h/a/k, description: [a]}}", []string{"destinations.x.description: a list is not a string"}},
 		{"destinations list", "destinations: [yt]", []string{"config: line 1: destinations: a list is not a mapping; write one NAME: {...} entry per line"}},
-		{"destination scalar", "destinations: {yt: 'rtmp://h/a/k'}", []string{`destinations.yt: "rtmp://h/a/k" is not a mapping; destinations.yt holds the fields url, builtin, description`}},
+		{"destination scalar", "destinations: {yt: 'rtmp://h/a/k'}", []string{`destinations.yt: "rtmp://h/a/k" is not a mapping; destinations.yt holds the fields url, preset, server, key, key_env, key_file, key_from_client, key_pattern, builtin, description, profile, profiles`}},
 		{"section scalar", "limits: 5", []string{"config: line 1: limits: 5 is not a mapping; limits holds the fields max_sessions, max_message_bytes, first_media_timeout, idle_timeout"}},
-		{"top level list", "- listen: :80", []string{"config: line 1: a list is not a mapping; the file holds the fields listen, log, ffmpeg, receiver, limits, encode, destinations"}},
+		{"top level list", "- listen: :80", []string{"config: line 1: a list is not a mapping; the file holds the fields listen, log, ffmpeg, receiver, limits, encode, profiles, destinations"}},
 		{"top level scalar", "hello", []string{`config: line 1: "hello" is not a mapping; the file holds the fields listen`}},
 		{"duplicate field", "listen: :1\nlisten: :2", []string{"config: line 2: listen: given twice (lines 1 and 2); keep one"}},
 		{"duplicate destination", "destinations:\n  a: {builtin: true}\n  a: {builtin: true}", []string{"config: line 3: destinations.a: given twice (lines 2 and 3); keep one"}},
@@ -399,7 +424,7 @@ func TestUnknownFields(t *testing.T) {
 		{
 			"top level",
 			"listen: :1\nlog: {level: info}\nlistn: :2\n",
-			`config: line 3: field "listn" is not known; allowed fields here: listen, log, ffmpeg, receiver, limits, encode, destinations`,
+			`config: line 3: field "listn" is not known; allowed fields here: listen, log, ffmpeg, receiver, limits, encode, profiles, destinations`,
 		},
 		{"log", "log:\n  lvl: debug\n", `config: line 2: log: field "lvl" is not known; allowed fields here: level, format`},
 		{"ffmpeg", "ffmpeg: {bin: x}", `config: line 1: ffmpeg: field "bin" is not known; allowed fields here: path`},
@@ -416,8 +441,8 @@ func TestUnknownFields(t *testing.T) {
 		},
 		{
 			"destination",
-			"destinations:\n  yt:\n    url: rtmp://h/a/k\n    key: secret\n",
-			`config: line 4: destinations.yt: field "key" is not known; allowed fields here: url, builtin, description`,
+			"destinations:\n  yt:\n    url: rtmp://h/a/k\n    keys: secret\n",
+			`config: line 4: destinations.yt: field "keys" is not known; allowed fields here: url, preset, server, key, key_env, key_file, key_from_client, key_pattern, builtin, description, profile, profiles`,
 		},
 		{"case matters", "Listen: :1", `config: line 1: field "Listen" is not known`},
 		{"through an alias", "x: &a 1\n", `config: line 1: field "x" is not known`},
@@ -446,7 +471,13 @@ func TestStrictDecoderAgrees(t *testing.T) {
 		"log: {lvl: x}",
 		"limits: {max_sessions: many}",
 		"limits: {idle_timeout: 10}",
-		"destinations: {yt: {url: x, key: y}}",
+		"destinations: {yt: {url: x, keys: y}}",
+		"destinations: {yt: {preset: youtube, key: y, profiles: [720p, 480p]}}",
+		"destinations: {yt: {preset: youtube, profiles: 720p}}",
+		"destinations: {yt: {preset: youtube, profiles: [{a: 1}]}}",
+		"profiles: {p: {width: 640, height: 360, fps: 25, video_bitrate: 800k, audio_bitrate: 64k, keyframe_interval: 1s}}",
+		"profiles: {p: {width: 640, heigth: 360}}",
+		"profiles: {p: {width: wide}}",
 		"destinations: {yt: {url: x}, yt: {url: y}}",
 		"receiver: {enabled: maybe}",
 		"log:\n  <<: {level: info, colour: true}\n",
@@ -627,7 +658,7 @@ func TestLoad(t *testing.T) {
 		if err == nil {
 			t.Fatal("Load: no error")
 		}
-		want := "config " + p + `: line 1: field "listn" is not known; allowed fields here: listen, log, ffmpeg, receiver, limits, encode, destinations` + "\n" +
+		want := "config " + p + `: line 1: field "listn" is not known; allowed fields here: listen, log, ffmpeg, receiver, limits, encode, profiles, destinations` + "\n" +
 			"config " + p + ": line 2: limits.max_sessions: 0 is out of range; use 1..10000"
 		if err.Error() != want {
 			t.Fatalf("error\n%s\nwant\n%s", err, want)

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +26,7 @@ type fileConfig struct {
 	Receiver     fileReceiver               `yaml:"receiver"`
 	Limits       fileLimits                 `yaml:"limits"`
 	Encode       fileEncode                 `yaml:"encode"`
+	Profiles     map[string]fileProfile     `yaml:"profiles"`
 	Destinations map[string]fileDestination `yaml:"destinations"`
 }
 
@@ -55,10 +59,28 @@ type fileEncode struct {
 	AudioSampleRate  *int      `yaml:"audio_sample_rate"`
 }
 
+type fileProfile struct {
+	Width            *int      `yaml:"width"`
+	Height           *int      `yaml:"height"`
+	FPS              *int      `yaml:"fps"`
+	VideoBitrate     *bitrate  `yaml:"video_bitrate"`
+	AudioBitrate     *bitrate  `yaml:"audio_bitrate"`
+	KeyframeInterval *duration `yaml:"keyframe_interval"`
+}
+
 type fileDestination struct {
-	URL         string `yaml:"url"`
-	Builtin     bool   `yaml:"builtin"`
-	Description string `yaml:"description"`
+	URL           string   `yaml:"url"`
+	Preset        string   `yaml:"preset"`
+	Server        string   `yaml:"server"`
+	Key           string   `yaml:"key"`
+	KeyEnv        string   `yaml:"key_env"`
+	KeyFile       string   `yaml:"key_file"`
+	KeyFromClient bool     `yaml:"key_from_client"`
+	KeyPattern    string   `yaml:"key_pattern"`
+	Builtin       bool     `yaml:"builtin"`
+	Description   string   `yaml:"description"`
+	Profile       string   `yaml:"profile"`
+	Profiles      []string `yaml:"profiles"`
 }
 
 // parse is Parse and Load; file, when set, names the file in every message.
@@ -68,12 +90,22 @@ func parse(data []byte, file string) (*Config, error) {
 		return nil, joinProblems(probs, file)
 	}
 
-	c := fc.apply()
+	c, applied := fc.apply(lines)
 	// A field that could not be decoded kept its default; do not also report what
-	// validation says about it or about what contains it.
-	for _, p := range c.problems() {
+	// validation says about it or about what contains it. What apply found (a key that
+	// could not be read, a profile without a size) is said better than validation would
+	// say it about the same field.
+	said := map[string]bool{}
+	for _, p := range applied {
 		if !overlapsAny(p.path, probs) {
-			p.line = lines[p.path]
+			said[p.path] = true
+			p.line = lineOf(lines, p.path)
+			probs = append(probs, p)
+		}
+	}
+	for _, p := range c.problems() {
+		if !overlapsAny(p.path, probs) && !said[p.path] {
+			p.line = lineOf(lines, p.path)
 			probs = append(probs, p)
 		}
 	}
@@ -195,6 +227,8 @@ func (w *walker) value(n *yaml.Node, v reflect.Value, path string) {
 		w.structure(n, v, path)
 	case reflect.Map:
 		w.mapping(n, v, path)
+	case reflect.Slice:
+		w.sequence(n, v, path)
 	case reflect.Int:
 		// yaml.v3 would truncate 1.5 to 1: take only integers.
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(v.Addr().Interface()) != nil {
@@ -345,6 +379,34 @@ func (w *walker) mapping(n *yaml.Node, v reflect.Value, path string) {
 	})
 }
 
+// sequence decodes a list into a slice; its elements' paths are path[0], path[1]...
+func (w *walker) sequence(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.SequenceNode {
+		w.bad(n, path, "%s is not a list; write [a, b], or one - a per line", describe(n))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	before := len(w.probs)
+	for i, el := range n.Content {
+		w.value(el, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	if len(w.probs) == before {
+		v.Set(s)
+	}
+}
+
+// lineOf returns the line of path in the file, or of the closest field that contains it
+// (a field that is missing is reported on the line of what should hold it).
+func lineOf(lines map[string]int, path string) int {
+	for path != "" {
+		if l, ok := lines[path]; ok {
+			return l
+		}
+		path = path[:max(strings.LastIndexAny(path, ".["), 0)]
+	}
+	return 0
+}
+
 // yamlFields maps the yaml names of a struct's fields to their indices, in order.
 func yamlFields(t reflect.Type) map[string]int {
 	fields := make(map[string]int, t.NumField())
@@ -372,8 +434,15 @@ func join(path, name string) string {
 	return path + "." + name
 }
 
-// apply returns the defaults overridden by what the file gives.
-func (fc *fileConfig) apply() *Config {
+// apply returns the defaults overridden by what the file gives. It reads the stream keys
+// given with key_env and key_file, and reports what it could not read.
+// lines, the line of each field path, tells which of two key sources comes first.
+func (fc *fileConfig) apply(lines map[string]int) (*Config, []*problem) {
+	var probs []*problem
+	add := func(path, format string, args ...any) {
+		probs = append(probs, &problem{path: path, msg: fmt.Sprintf(format, args...)})
+	}
+
 	c := defaultsWithoutDestinations()
 	set(&c.Listen, fc.Listen)
 	set(&c.Log.Level, fc.Log.Level)
@@ -403,14 +472,183 @@ func (fc *fileConfig) apply() *Config {
 	}
 	set(&c.Encode.AudioSampleRate, fc.Encode.AudioSampleRate)
 
+	// profiles: replaces the default profiles when it is given, even as {}.
+	if fc.Profiles != nil {
+		c.Profiles = make(map[string]Profile, len(fc.Profiles))
+		for name, fp := range fc.Profiles {
+			c.Profiles[name] = fp.apply(name, c.Encode, add)
+		}
+	}
+
 	c.Destinations = make(map[string]Destination, len(fc.Destinations))
-	for name, d := range fc.Destinations {
-		c.Destinations[name] = Destination{Name: name, URL: d.URL, Builtin: d.Builtin, Description: d.Description}
+	for name, fd := range fc.Destinations {
+		c.Destinations[name] = fd.apply(name, lines, add)
 	}
 	if len(c.Destinations) == 0 && c.Receiver.Enabled {
 		c.Destinations[builtinName] = builtinDestination()
 	}
-	return c
+	return c, probs
+}
+
+// apply returns the profile the file gives. What it does not give is taken from encode:,
+// and the frame rate is 30; a profile must give its size.
+func (fp fileProfile) apply(name string, e Encode, add func(path, format string, args ...any)) Profile {
+	p := Profile{
+		Name:             name,
+		FPS:              defaultProfileFPS,
+		VideoBitrate:     e.VideoBitrate,
+		AudioBitrate:     e.AudioBitrate,
+		KeyframeInterval: e.KeyframeInterval,
+	}
+	path := "profiles." + name
+	if fp.Width == nil {
+		add(path+".width", "is missing; %s", widthHint)
+	}
+	if fp.Height == nil {
+		add(path+".height", "is missing; %s", heightHint)
+	}
+	set(&p.Width, fp.Width)
+	set(&p.Height, fp.Height)
+	set(&p.FPS, fp.FPS)
+	if fp.VideoBitrate != nil {
+		p.VideoBitrate = int(*fp.VideoBitrate)
+	}
+	if fp.AudioBitrate != nil {
+		p.AudioBitrate = int(*fp.AudioBitrate)
+	}
+	if fp.KeyframeInterval != nil {
+		p.KeyframeInterval = time.Duration(*fp.KeyframeInterval)
+	}
+	return p
+}
+
+// apply returns the destination the file gives. Of two sources of the stream key, it
+// keeps the first in the file and reports the other; it reads the key from the
+// environment or a file for a preset destination.
+func (fd fileDestination) apply(name string, lines map[string]int, add func(path, format string, args ...any)) Destination {
+	d := Destination{
+		Name:        name,
+		URL:         fd.URL,
+		Builtin:     fd.Builtin,
+		Description: fd.Description,
+		Preset:      fd.Preset,
+		Server:      fd.Server,
+		KeyPattern:  fd.KeyPattern,
+		Profile:     fd.Profile,
+	}
+	if len(fd.Profiles) > 0 {
+		d.Profiles = fd.Profiles
+	}
+	if d.URL != "" && d.Preset == "" && !d.Builtin {
+		d.Preset = PresetCustom
+	}
+	if p, ok := presets[d.Preset]; ok && d.Description == "" {
+		d.Description = p.description
+	}
+
+	path := "destinations." + name
+	type source struct {
+		field string
+		given bool
+		take  func()
+	}
+	sources := []source{
+		{"key", fd.Key != "", func() { d.Key = fd.Key }},
+		{"key_env", fd.KeyEnv != "", func() { d.KeyEnv = fd.KeyEnv }},
+		{"key_file", fd.KeyFile != "", func() { d.KeyFile = fd.KeyFile }},
+		{"key_from_client", fd.KeyFromClient, func() { d.KeyFromClient = true }},
+	}
+	slices.SortStableFunc(sources, func(a, b source) int {
+		return lines[path+"."+a.field] - lines[path+"."+b.field]
+	})
+	first := ""
+	for _, src := range sources {
+		switch {
+		case !src.given:
+		case first != "":
+			add(path+"."+src.field, "the stream key is already given by %s; give exactly one of key, key_env, key_file or key_from_client: true", first)
+		default:
+			first = src.field
+			src.take()
+		}
+	}
+
+	// Keys are read only for a preset destination; validation says what is wrong with
+	// the others.
+	if d.Preset == "" || d.URL != "" || d.Builtin {
+		return d
+	}
+	switch {
+	case d.KeyEnv != "":
+		key, err := readKeyEnv(d.KeyEnv)
+		if err != nil {
+			add(path+".key_env", "%v", err)
+		}
+		d.Key = key
+	case d.KeyFile != "" && filepath.IsAbs(d.KeyFile):
+		key, err := readKeyFile(d.KeyFile)
+		if err != nil {
+			add(path+".key_file", "%v", err)
+		}
+		d.Key = key
+	}
+	return d
+}
+
+// envNameRE is what an environment variable name may be.
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// readKeyEnv reads a stream key from an environment variable, trimmed of white space.
+// Its errors name the variable, never its value.
+func readKeyEnv(name string) (string, error) {
+	if !envNameRE.MatchString(name) {
+		// Not shown: it may be a stream key written in the wrong field.
+		return "", errors.New("is not an environment variable name; use letters, digits and _, not starting with a digit")
+	}
+	v, ok := os.LookupEnv(name)
+	switch {
+	case !ok:
+		return "", fmt.Errorf("the environment variable %s is not set; set it to the stream key", name)
+	case strings.TrimSpace(v) == "":
+		return "", fmt.Errorf("the environment variable %s is empty; set it to the stream key", name)
+	}
+	return strings.TrimSpace(v), nil
+}
+
+// maxKeyFileBytes bounds a key_file: it holds one stream key.
+const maxKeyFileBytes = 4 << 10
+
+// readKeyFile reads a stream key from a file, trimmed of white space. Its errors name the
+// file, never what it holds.
+func readKeyFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %w", path, pathErr(err))
+	}
+	defer f.Close()
+	// Not a FIFO or a device, which could block the start or never end.
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file; write the stream key in a file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("cannot read %s: %w", path, pathErr(err))
+	case len(data) > maxKeyFileBytes:
+		return "", fmt.Errorf("%s is larger than %s; it must hold only the stream key", path, formatSize(maxKeyFileBytes))
+	case len(bytes.TrimSpace(data)) == 0:
+		return "", fmt.Errorf("%s is empty; write the stream key in it", path)
+	}
+	return string(bytes.TrimSpace(data)), nil
+}
+
+// pathErr drops the path from an *os.PathError, which the message already names.
+func pathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func set[T any](dst *T, src *T) {
