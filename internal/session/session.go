@@ -1,7 +1,11 @@
-// Package session is one live broadcast: it wires the encoder child and the
-// publishers together, owns their lifetime and keeps their statistics.
+// Package session is one live broadcast: it demuxes what the browser sends,
+// passes through what the destinations can take as it is, has the encoder
+// do only the codec work that is needed, and hands the packets to one
+// publisher per destination. It owns their lifetime and keeps their
+// statistics.
 //
-//	browser bytes -> Write -> ffmpeg (transcode) -> FLV -> packets -> Publisher x N
+//	browser bytes -> Write -> demuxer -> H.264 / AAC -----------------------> merger -> Publisher x N
+//	                                  -> Opus, VP8... -> encoder (ffmpeg) -> H.264 / AAC ^
 package session
 
 import (
@@ -15,16 +19,27 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/livegate/livegate/internal/demux/flv"
 	"github.com/livegate/livegate/internal/media"
 	"github.com/livegate/livegate/internal/metrics"
 	"github.com/livegate/livegate/internal/publish"
 	"github.com/livegate/livegate/internal/transcode"
 )
 
-// finishTimeout bounds how long a graceful end may take before everything
-// is stopped hard.
-const finishTimeout = 5 * time.Second
+const (
+	// finishTimeout bounds how long a graceful end may take before
+	// everything is stopped hard.
+	finishTimeout = 5 * time.Second
+	// maxPending bounds the passthrough packets kept while the encoder
+	// starts (its output tracks are needed before publishing can begin).
+	maxPending = 2048
+	// mergeHold is how long a packet may wait for the other track's
+	// packets of the same time (the encoder lags its input by 25-45 ms).
+	mergeHold = 150 * time.Millisecond
+	// tsBase is where the broadcast's clock starts: a little above zero so
+	// that the AAC encoder's priming, which puts its first packet before
+	// its input, never goes negative (RTMP cannot carry that).
+	tsBase = 200 * time.Millisecond
+)
 
 // Destination is where a broadcast goes, as resolved by the server from the
 // operator's configuration.
@@ -56,16 +71,23 @@ type Stats struct {
 	// FirstPacket is when the first packet reached the publishers (zero
 	// before that).
 	FirstPacket time.Time
+	// EncoderRestarts counts ffmpeg restarts.
+	EncoderRestarts int
 }
 
 // Session is one broadcast. Set the fields, Start, Write media, then Finish
 // (graceful) or Close (abort). Every goroutine it starts has ended when
 // Finish or Close returns.
 type Session struct {
-	ID           string
-	Log          *slog.Logger
-	FFmpegPath   string
-	Transcode    transcode.Options
+	ID         string
+	Log        *slog.Logger
+	FFmpegPath string
+	// Encode holds the encoder settings (bitrates, preset, key-frame
+	// interval); used only for tracks that must be transcoded.
+	Encode transcode.Options
+	// NewDemuxer reads the browser's container (chosen by the ingest from
+	// the announced type).
+	NewDemuxer   func(io.Reader) (media.Demuxer, error)
 	Destinations []Destination
 	Metrics      *metrics.Metrics
 	// OnEvent is called on destination state changes, from the publishers'
@@ -74,22 +96,32 @@ type Session struct {
 
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
-	proc    *transcode.Process
+	pr      *io.PipeReader
+	pw      *io.PipeWriter
 	outDone chan struct{}
 	bytesIn atomic.Uint64
 
 	mu          sync.Mutex
+	encs        map[*media.Track]*transcode.Encoder // one per track to encode
+	merge       *merger
+	pending     []*media.Packet // packets before the merger exists
+	starter     chan struct{}   // closed when the publishers are started (or never will be)
 	pubs        []*publish.Publisher
 	states      map[string]publish.State
-	firstPacket time.Time
+	firstPacket atomic.Int64 // unix nanoseconds; 0 before the first packet
 	tracks      []*media.Track
+	base        time.Duration // subtracted from the demuxer's clock
+	haveBase    bool
 	closeOnce   sync.Once
 }
 
-// Start starts the encoder and the goroutine that reads its output.
+// Start starts the goroutine that runs the pipeline.
 func (s *Session) Start(ctx context.Context) error {
 	if len(s.Destinations) == 0 {
 		return errors.New("session: no destination")
+	}
+	if s.NewDemuxer == nil {
+		return errors.New("session: no demuxer")
 	}
 	if s.OnEvent == nil {
 		s.OnEvent = func(Event) {}
@@ -99,21 +131,17 @@ func (s *Session) Start(ctx context.Context) error {
 	for _, d := range s.Destinations {
 		s.states[d.Name] = publish.StateConnecting
 	}
-	s.proc = &transcode.Process{Path: s.FFmpegPath, Options: s.Transcode, Log: s.Log.With("component", "ffmpeg")}
-	if err := s.proc.Start(); err != nil {
-		s.cancel(err)
-		return err
-	}
+	s.pr, s.pw = io.Pipe()
 	s.outDone = make(chan struct{})
-	go s.readOutput() // owned by the session: Finish/Close wait for outDone
+	go s.run() // owned by the session: Finish/Close wait for outDone
 	return nil
 }
 
-// Write hands media bytes to the encoder. It blocks while the encoder is
-// busy, which slows the browser's socket down rather than buffering here.
+// Write hands media bytes to the demuxer. It blocks until they are read,
+// which slows the browser's socket down rather than buffering here.
 func (s *Session) Write(b []byte) error {
-	if _, err := s.proc.Stdin().Write(b); err != nil {
-		return fmt.Errorf("session: write to encoder: %w", s.endCause(err))
+	if _, err := s.pw.Write(b); err != nil {
+		return fmt.Errorf("session: %w", s.endCause(err))
 	}
 	s.bytesIn.Add(uint64(len(b)))
 	if s.Metrics != nil {
@@ -144,11 +172,11 @@ func (s *Session) Err() error {
 
 var errFinished = errors.New("finished")
 
-// Finish ends the broadcast gracefully: the encoder gets end of input and
-// flushes, the publishers send what they have. It gives up after a few
-// seconds and stops everything.
+// Finish ends the broadcast gracefully: the demuxer reads to the end, the
+// encoder flushes, the publishers send what they have. It gives up after a
+// few seconds and stops everything.
 func (s *Session) Finish() {
-	_ = s.proc.Stdin().Close()
+	_ = s.pw.Close()
 	t := time.NewTimer(finishTimeout)
 	defer t.Stop()
 	select {
@@ -163,7 +191,7 @@ func (s *Session) Finish() {
 func (s *Session) Close() {
 	s.closeOnce.Do(func() {
 		s.cancel(errFinished)
-		s.proc.Close(time.Second)
+		_ = s.pr.CloseWithError(errFinished)
 		<-s.outDone
 		if s.Metrics != nil {
 			for _, d := range s.Destinations {
@@ -173,24 +201,36 @@ func (s *Session) Close() {
 	})
 }
 
-// Tracks are the tracks the encoder produced (nil before they are known).
+// Tracks are the tracks sent to the destinations (nil before they are known).
 func (s *Session) Tracks() []*media.Track {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tracks
 }
 
-// EncoderCPU is the encoder's CPU time; known once it has exited.
-func (s *Session) EncoderCPU() time.Duration { return s.proc.CPUTime() }
-
-// EncoderPID is the encoder's process id.
-func (s *Session) EncoderPID() int { return s.proc.PID() }
+// Encoders are the session's encoders, one per track that needs one
+// (none when everything passes through).
+func (s *Session) Encoders() []*transcode.Encoder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := make([]*transcode.Encoder, 0, len(s.encs))
+	for _, e := range s.encs {
+		l = append(l, e)
+	}
+	return l
+}
 
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{BytesIn: s.bytesIn.Load(), FirstPacket: s.firstPacket}
+	st := Stats{BytesIn: s.bytesIn.Load()}
+	if n := s.firstPacket.Load(); n != 0 {
+		st.FirstPacket = time.Unix(0, n)
+	}
+	for _, e := range s.encs {
+		st.EncoderRestarts += e.Restarts()
+	}
 	for i, d := range s.Destinations {
 		ds := DestinationStats{Name: d.Name, State: s.states[d.Name]}
 		if i < len(s.pubs) {
@@ -202,7 +242,7 @@ func (s *Session) Stats() Stats {
 	return st
 }
 
-// endCause explains a failed write to the encoder by how the session ended.
+// endCause explains a failed write by how the session ended.
 func (s *Session) endCause(err error) error {
 	if c := context.Cause(s.ctx); c != nil && !errors.Is(c, errFinished) {
 		return c
@@ -210,20 +250,34 @@ func (s *Session) endCause(err error) error {
 	return err
 }
 
-func (s *Session) readOutput() {
+func (s *Session) run() {
 	defer close(s.outDone)
 	err := s.pump()
-	// Stop the encoder whatever happened, so that Write cannot block on a
-	// pipe nobody reads.
-	s.proc.Close(time.Second)
 	if err != nil {
 		s.cancel(err)
+		_ = s.pr.CloseWithError(err) // unblock Write
+	}
+	if s.starter != nil {
+		<-s.starter // ends at once once the context is done
+	}
+	graceful := err == nil && s.ctx.Err() == nil
+	s.mu.Lock()
+	encs, pubs := s.encs, s.pubs
+	s.mu.Unlock()
+	for _, enc := range encs {
+		if graceful {
+			enc.Finish(2 * time.Second)
+		} else {
+			enc.Close()
+		}
 	}
 	s.mu.Lock()
-	pubs := s.pubs
+	if s.merge != nil && graceful {
+		s.merge.flush()
+	}
 	s.mu.Unlock()
 	for _, p := range pubs {
-		if err == nil && s.ctx.Err() == nil {
+		if graceful {
 			p.Finish()
 			select {
 			case <-p.Done():
@@ -235,43 +289,212 @@ func (s *Session) readOutput() {
 	}
 }
 
-// pump reads the encoder's FLV output and hands the packets to the
-// publishers. It returns nil at a clean end of the encoder's output.
+// pump reads the browser's stream to its end. It returns nil at a clean end.
 func (s *Session) pump() error {
-	out := s.proc.Stdout()
-	r, err := flv.NewReader(out)
-	if err == nil {
-		var tracks []*media.Track
-		tracks, err = r.Tracks()
-		if err == nil {
-			return s.publish(r, tracks)
+	d, err := s.NewDemuxer(s.pr)
+	if err != nil {
+		return s.demuxErr(err)
+	}
+	in, err := d.Tracks()
+	if err != nil {
+		return s.demuxErr(err)
+	}
+	var pass, encode []*media.Track
+	var video, audio *media.Track
+	for _, t := range in {
+		switch t.Codec {
+		case media.CodecH264, media.CodecAAC:
+			if (t.Codec.IsVideo() && video == nil) || (!t.Codec.IsVideo() && audio == nil) {
+				pass = append(pass, t)
+			}
+		case media.CodecOpus, media.CodecVP8, media.CodecVP9, media.CodecAV1:
+			encode = append(encode, t)
+		}
+		if t.Codec.IsVideo() && video == nil {
+			video = t
+		} else if !t.Codec.IsVideo() && audio == nil {
+			audio = t
 		}
 	}
-	// The encoder produced nothing usable: find out why.
-	<-s.proc.Done()
+	for _, t := range in {
+		s.Log.Info("input track", "track", t.String(), "passthrough", contains(pass, t))
+	}
+	encodeOnly := make([]*media.Track, 0, len(encode))
+	for _, t := range encode {
+		if t == video || t == audio { // first track of each kind only
+			encodeOnly = append(encodeOnly, t)
+		}
+	}
+	// One encoder per track: audio and video restart independently (a
+	// restarted video encoder waits for a key frame, which a browser may
+	// send rarely; audio must not wait with it).
+	encs := make(map[*media.Track]*transcode.Encoder, len(encodeOnly))
+	for _, t := range encodeOnly {
+		enc := &transcode.Encoder{Path: s.FFmpegPath, Options: s.Encode, Inputs: []*media.Track{t},
+			Log: s.Log.With("component", "encoder", "input", t.Codec.String()), OnPacket: s.deliver}
+		if err := enc.Start(s.ctx); err != nil {
+			return fmt.Errorf("%w: %v", ErrEncoderFailed, err)
+		}
+		encs[t] = enc
+		s.mu.Lock()
+		s.encs = encs
+		s.mu.Unlock()
+	}
+
+	// Publishing starts when every output track is known: at once when
+	// everything passes through, else when the encoders' output begins.
+	s.starter = make(chan struct{})
+	if len(encs) == 0 {
+		close(s.starter)
+		if err := s.startPublishing(pass, encs); err != nil {
+			return err
+		}
+	} else {
+		go s.startWhenReady(pass, encs) // owned by the session: pump waits for starter
+	}
+	for {
+		pkt, err := d.ReadPacket()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return s.endOfInput(encs)
+			}
+			if s.ctx.Err() != nil {
+				<-s.starter
+				return nil
+			}
+			<-s.starter
+			return s.demuxErr(err)
+		}
+		if pkt.Track != video && pkt.Track != audio {
+			continue
+		}
+		s.rebase(pkt)
+		if contains(pass, pkt.Track) {
+			s.deliver(pkt)
+			continue
+		}
+		if err := encs[pkt.Track].WritePacket(pkt); err != nil {
+			<-s.starter
+			if s.ctx.Err() != nil && errors.Is(context.Cause(s.ctx), errFinished) {
+				return nil
+			}
+			return fmt.Errorf("%w: %v", ErrEncoderFailed, err)
+		}
+	}
+}
+
+// startWhenReady waits for the encoders' output tracks, then starts the
+// publishers. It ends the session if an encoder fails first.
+func (s *Session) startWhenReady(pass []*media.Track, encs map[*media.Track]*transcode.Encoder) {
+	defer close(s.starter)
+	for _, e := range encs {
+		select {
+		case <-e.TracksReady():
+		case <-e.Done():
+			s.cancel(fmt.Errorf("%w: %v", ErrEncoderFailed, e.Err()))
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
+	if err := s.startPublishing(pass, encs); err != nil {
+		s.cancel(err)
+	}
+}
+
+// endOfInput handles the end of the browser's stream: a short broadcast
+// may end before the encoders' output began, so their input is closed to
+// make them flush, and publishing starts (late) if it had not.
+func (s *Session) endOfInput(encs map[*media.Track]*transcode.Encoder) error {
+	for _, e := range encs {
+		e.CloseInput()
+	}
+	t := time.NewTimer(finishTimeout)
+	defer t.Stop()
+	select {
+	case <-s.starter:
+	case <-t.C:
+		s.cancel(fmt.Errorf("%w: no output at the end of the stream", ErrEncoderFailed))
+		<-s.starter
+	}
+	if c := context.Cause(s.ctx); c != nil && !errors.Is(c, errFinished) {
+		return c
+	}
+	return nil
+}
+
+// deliver hands a packet to the merger, or keeps it until the publishers
+// start. Safe for concurrent use (the demuxer and the encoders call it).
+func (s *Session) deliver(pkt *media.Packet) {
+	s.mu.Lock()
+	m := s.merge
+	if m == nil {
+		if len(s.pending) >= maxPending {
+			s.mu.Unlock()
+			s.cancel(fmt.Errorf("%w: its output did not begin", ErrEncoderFailed))
+			return
+		}
+		s.pending = append(s.pending, pkt)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	m.push(pkt, time.Now())
+}
+
+// rebase moves the demuxer's clock so that the broadcast starts at tsBase.
+func (s *Session) rebase(pkt *media.Packet) {
+	if !s.haveBase {
+		s.base, s.haveBase = pkt.DTS-tsBase, true
+	}
+	pkt.PTS -= s.base
+	pkt.DTS -= s.base
+	if pkt.DTS < 0 { // an early packet of the other track: clamp
+		pkt.PTS -= pkt.DTS
+		pkt.DTS = 0
+	}
+}
+
+func (s *Session) demuxErr(err error) error {
 	if s.ctx.Err() != nil {
 		return nil
 	}
-	if perr := s.proc.Err(); perr != nil {
-		if s.proc.Signaled() {
-			return fmt.Errorf("%w: %v", ErrEncoderFailed, perr)
-		}
-		return fmt.Errorf("%w (%v)", ErrBadMedia, perr)
+	if errors.Is(err, io.EOF) && s.bytesIn.Load() == 0 {
+		return nil // ended before any media: nothing to tell
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		if s.bytesIn.Load() == 0 {
-			return nil // ended before any media: nothing to tell
-		}
-		return fmt.Errorf("%w: the encoder found no audio or video in it (%s)", ErrBadMedia, s.proc.Stderr())
-	}
-	return fmt.Errorf("%w: %v", ErrEncoderFailed, err)
+	return fmt.Errorf("%w: %v", ErrBadMedia, err)
 }
 
-func (s *Session) publish(r *flv.Reader, tracks []*media.Track) error {
-	for _, t := range tracks {
-		s.Log.Info("encoder output track", "track", t.String())
+// startPublishing creates the publishers once every output track is known.
+func (s *Session) startPublishing(pass []*media.Track, encs map[*media.Track]*transcode.Encoder) error {
+	var out []*media.Track
+	for _, e := range encs {
+		out = append(out, e.OutputTracks()...)
 	}
+	for _, t := range pass {
+		out = append(out, t)
+	}
+	// Video first, as RTMP servers expect.
+	var tracks []*media.Track
+	for _, t := range out {
+		if t.Codec.IsVideo() {
+			tracks = append(tracks, t)
+		}
+	}
+	for _, t := range out {
+		if !t.Codec.IsVideo() {
+			tracks = append(tracks, t)
+		}
+	}
+	for _, t := range tracks {
+		s.Log.Info("output track", "track", t.String())
+	}
+	if len(tracks) == 0 {
+		return fmt.Errorf("%w: no audio or video track livegate can send", ErrBadMedia)
+	}
+
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.tracks = tracks
 	for _, d := range s.Destinations {
 		name := d.Name
@@ -283,39 +506,17 @@ func (s *Session) publish(r *flv.Reader, tracks []*media.Track) error {
 			OnState: func(st publish.State, reason string) { s.onState(name, st, reason) },
 		}
 		if err := p.Initialize(s.ctx); err != nil {
-			s.mu.Unlock()
 			return err
 		}
 		s.pubs = append(s.pubs, p)
 	}
+	lastOut := make([]uint64, len(s.pubs))
+	lastDrop := make([]uint64, len(s.pubs))
 	pubs := s.pubs
-	s.mu.Unlock()
-
-	lastOut := make([]uint64, len(pubs))
-	lastDrop := make([]uint64, len(pubs))
-	for {
-		pkt, err := r.ReadPacket()
-		if err != nil {
-			if s.ctx.Err() != nil {
-				return nil
-			}
-			<-s.proc.Done()
-			if errors.Is(err, io.EOF) {
-				if perr := s.proc.Err(); perr != nil {
-					return fmt.Errorf("%w: %v", ErrEncoderFailed, perr)
-				}
-				return nil
-			}
-			return fmt.Errorf("%w: its output could not be read: %v", ErrEncoderFailed, err)
+	s.merge = newMerger(tracks, mergeHold, func(pkt *media.Packet) {
+		if s.firstPacket.Load() == 0 {
+			s.firstPacket.Store(time.Now().UnixNano())
 		}
-		if s.ctx.Err() != nil {
-			return nil
-		}
-		s.mu.Lock()
-		if s.firstPacket.IsZero() {
-			s.firstPacket = time.Now()
-		}
-		s.mu.Unlock()
 		for i, p := range pubs {
 			p.Push(pkt)
 			if s.Metrics != nil {
@@ -329,7 +530,12 @@ func (s *Session) publish(r *flv.Reader, tracks []*media.Track) error {
 				}
 			}
 		}
+	})
+	for _, p := range s.pending {
+		s.merge.push(p, time.Now())
 	}
+	s.pending = nil
+	return nil
 }
 
 func (s *Session) onState(name string, st publish.State, reason string) {
@@ -358,4 +564,13 @@ func (s *Session) onState(name string, st publish.State, reason string) {
 	if allFailed {
 		s.cancel(fmt.Errorf("%w: %s", ErrAllDestinationsFailed, reason))
 	}
+}
+
+func contains(l []*media.Track, t *media.Track) bool {
+	for _, x := range l {
+		if x == t {
+			return true
+		}
+	}
+	return false
 }

@@ -21,6 +21,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/livegate/livegate/internal/demux/webm"
+	"github.com/livegate/livegate/internal/media"
 	"github.com/livegate/livegate/internal/metrics"
 	"github.com/livegate/livegate/internal/publish"
 	"github.com/livegate/livegate/internal/receiver"
@@ -51,9 +53,9 @@ func needFFmpeg(t *testing.T) {
 	}
 }
 
+// passthrough is the encoder setting of a Chromium broadcast: only its
+// Opus audio is encoded, its H.264 passes through.
 var passthrough = transcode.Options{
-	Input:           transcode.InputMatroska,
-	CopyVideo:       true,
 	AudioBitrate:    128000,
 	AudioSampleRate: 48000,
 }
@@ -94,7 +96,8 @@ func newSession(t *testing.T, dests []Destination, m *metrics.Metrics) (*Session
 		ID:           "test",
 		Log:          testLog(),
 		FFmpegPath:   "ffmpeg",
-		Transcode:    passthrough,
+		Encode:       passthrough,
+		NewDemuxer:   newWebM,
 		Destinations: dests,
 		Metrics:      m,
 		OnEvent:      ev.on,
@@ -173,8 +176,12 @@ func TestBroadcastToReceiver(t *testing.T) {
 	if len(st.Destinations) != 1 || st.Destinations[0].State != publish.StateEnded || st.Destinations[0].BytesOut == 0 {
 		t.Errorf("destination stats %+v, want ended with bytes out", st.Destinations)
 	}
-	if cpu := s.EncoderCPU(); cpu <= 0 {
-		t.Errorf("EncoderCPU %v after Finish, want > 0", cpu)
+	var cpu time.Duration
+	for _, e := range s.Encoders() {
+		cpu += e.CPUTime()
+	}
+	if n := len(s.Encoders()); n != 1 || cpu <= 0 {
+		t.Errorf("%d encoders used %v CPU; want one (audio; the H.264 passes through) with CPU > 0", n, cpu)
 	}
 	if tr := s.Tracks(); len(tr) != 2 {
 		t.Errorf("tracks %v, want H264 and AAC", tr)
@@ -259,7 +266,6 @@ func TestCloseRightAfterStart(t *testing.T) {
 	}
 	t.Cleanup(rcv.Close)
 	s, _ := newSession(t, []Destination{{Name: "local", URL: rtmpURL(t, rcv.Addr().String(), "test")}}, nil)
-	pid := s.EncoderPID()
 	began := time.Now()
 	s.Close()
 	if d := time.Since(began); d > 2*time.Second {
@@ -274,7 +280,7 @@ func TestCloseRightAfterStart(t *testing.T) {
 		t.Errorf("Err after Close with no input: %v", err)
 	}
 	if kids := ffmpegChildren(t); len(kids) != 0 {
-		t.Errorf("ffmpeg children still running after Close: %v (the session's was %d)", kids, pid)
+		t.Errorf("ffmpeg children still running after Close: %v", kids)
 	}
 }
 
@@ -284,12 +290,11 @@ func TestStartErrors(t *testing.T) {
 		tweak func(*Session)
 	}{
 		{"no destination", func(s *Session) { s.Destinations = nil }},
-		{"no ffmpeg", func(s *Session) { s.FFmpegPath = filepath.Join(t.TempDir(), "no-ffmpeg") }},
-		{"bad options", func(s *Session) { s.Transcode.AudioSampleRate = 8000 }},
+		{"no demuxer", func(s *Session) { s.NewDemuxer = nil }},
 	} {
 		t.Run(ca.name, func(t *testing.T) {
 			s := &Session{
-				Log: testLog(), FFmpegPath: "ffmpeg", Transcode: passthrough,
+				Log: testLog(), FFmpegPath: "ffmpeg", Encode: passthrough, NewDemuxer: newWebM,
 				Destinations: []Destination{{Name: "x", URL: rtmpURL(t, "127.0.0.1:1", "k")}},
 			}
 			ca.tweak(s)
@@ -331,4 +336,41 @@ func ffmpegChildren(t *testing.T) []int {
 		}
 	}
 	return kids
+}
+
+// newWebM is the demuxer of the browsers' WebM/Matroska.
+func newWebM(r io.Reader) (media.Demuxer, error) { return webm.NewReader(r) }
+
+// TestEncoderCannotStart: a session whose encoder cannot run ends with
+// ErrEncoderFailed once media arrives.
+func TestEncoderCannotStart(t *testing.T) {
+	for _, ca := range []struct {
+		name  string
+		tweak func(*Session)
+	}{
+		{"no ffmpeg", func(s *Session) { s.FFmpegPath = filepath.Join(t.TempDir(), "no-ffmpeg") }},
+		{"bad options", func(s *Session) { s.Encode.AudioSampleRate = 8000 }},
+	} {
+		t.Run(ca.name, func(t *testing.T) {
+			data, err := os.ReadFile(testFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &Session{
+				Log: testLog(), FFmpegPath: "ffmpeg", Encode: passthrough, NewDemuxer: newWebM,
+				Destinations: []Destination{{Name: "x", URL: rtmpURL(t, "127.0.0.1:1", "k")}},
+			}
+			ca.tweak(s)
+			if err := s.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			_ = s.Write(data) // fails once the session has ended
+			<-s.Ended()
+			s.Close()
+			if err := s.Err(); !errors.Is(err, ErrEncoderFailed) {
+				t.Fatalf("Err = %v, want ErrEncoderFailed", err)
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@
 package transcode
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -25,14 +26,22 @@ const (
 // text a client sent.
 type Options struct {
 	Input Input
-	// CopyVideo passes H.264 through untouched; otherwise video is encoded
-	// with x264.
-	CopyVideo        bool
-	VideoBitrate     int // bits/s, when encoding
-	KeyframeInterval time.Duration
-	X264Preset       string
-	AudioBitrate     int // bits/s
-	AudioSampleRate  int // Hz
+	// Video encodes the input's video track with x264; Audio encodes its
+	// audio track to AAC. At least one is set. (H.264 and AAC that need no
+	// change never reach ffmpeg.)
+	Video bool
+	Audio bool
+	// Width, Height and FPS resize the video and cap its frame rate (an
+	// output profile); 0 keeps the input's.
+	Width, Height, FPS int
+	VideoBitrate       int // bits/s
+	KeyframeInterval   time.Duration
+	X264Preset         string
+	AudioBitrate       int // bits/s
+	AudioSampleRate    int // Hz
+	// KeepTimestamps keeps the input's timestamps on the output (-copyts),
+	// for packets livegate merges with tracks that bypass ffmpeg.
+	KeepTimestamps bool
 }
 
 var allowedPresets = map[string]bool{
@@ -46,7 +55,10 @@ func (o Options) Validate() error {
 	if o.Input != InputMatroska {
 		return fmt.Errorf("transcode: input %q is not supported", o.Input)
 	}
-	if !o.CopyVideo {
+	if !o.Video && !o.Audio {
+		return errors.New("transcode: nothing to encode")
+	}
+	if o.Video {
 		if !allowedPresets[o.X264Preset] {
 			return fmt.Errorf("transcode: x264 preset %q is not allowed", o.X264Preset)
 		}
@@ -56,12 +68,23 @@ func (o Options) Validate() error {
 		if o.KeyframeInterval < 500*time.Millisecond || o.KeyframeInterval > 10*time.Second {
 			return fmt.Errorf("transcode: key-frame interval %v is out of range", o.KeyframeInterval)
 		}
+		if (o.Width == 0) != (o.Height == 0) {
+			return errors.New("transcode: give both width and height, or neither")
+		}
+		if o.Width != 0 && (o.Width < 160 || o.Width > 3840 || o.Height < 90 || o.Height > 2160 || o.Width%2 != 0 || o.Height%2 != 0) {
+			return fmt.Errorf("transcode: size %dx%d is out of range", o.Width, o.Height)
+		}
+		if o.FPS < 0 || o.FPS > 60 {
+			return fmt.Errorf("transcode: frame rate %d is out of range", o.FPS)
+		}
 	}
-	if o.AudioBitrate < 32_000 || o.AudioBitrate > 320_000 {
-		return fmt.Errorf("transcode: audio bitrate %d is out of range", o.AudioBitrate)
-	}
-	if o.AudioSampleRate != 44100 && o.AudioSampleRate != 48000 {
-		return fmt.Errorf("transcode: audio sample rate %d is not 44100 or 48000", o.AudioSampleRate)
+	if o.Audio {
+		if o.AudioBitrate < 32_000 || o.AudioBitrate > 320_000 {
+			return fmt.Errorf("transcode: audio bitrate %d is out of range", o.AudioBitrate)
+		}
+		if o.AudioSampleRate != 44100 && o.AudioSampleRate != 48000 {
+			return fmt.Errorf("transcode: audio sample rate %d is not 44100 or 48000", o.AudioSampleRate)
+		}
 	}
 	return nil
 }
@@ -74,20 +97,29 @@ func Args(o Options) []string {
 		"-nostdin",
 		// Read nothing but the pipes we give it.
 		"-protocol_whitelist", "pipe",
-		// Start quickly: Matroska carries codec parameters in its header,
-		// so there is no need to analyse seconds of media. (Not -fflags
-		// nobuffer: with it ffmpeg 5.1 loses the probed packets, a quarter
-		// of a 4 s stream here.)
+		// Start quickly: livegate's Matroska carries the codec parameters
+		// in its header, so there is no need to analyse seconds of media.
+		// (Not -fflags nobuffer: with it ffmpeg 5.1 loses the probed
+		// packets.)
 		"-probesize", "65536", "-analyzeduration", "500000",
-		"-f", string(o.Input), "-i", "pipe:0",
-		// First video and first audio track, each only if present.
-		"-map", "0:v:0?", "-map", "0:a:0?",
 	}
-	if o.CopyVideo {
-		args = append(args, "-c:v", "copy")
-	} else {
+	if o.KeepTimestamps {
+		args = append(args, "-copyts")
+	}
+	args = append(args, "-f", string(o.Input), "-i", "pipe:0")
+	if o.Video {
 		kf := strconv.FormatFloat(o.KeyframeInterval.Seconds(), 'f', -1, 64)
 		br := strconv.Itoa(o.VideoBitrate)
+		args = append(args, "-map", "0:v:0")
+		if o.Width != 0 {
+			// Fit inside the profile's size, keep the picture's shape, pad
+			// the rest: the output is exactly the size asked.
+			w, h := strconv.Itoa(o.Width), strconv.Itoa(o.Height)
+			args = append(args, "-vf", "scale="+w+":"+h+":force_original_aspect_ratio=decrease,pad="+w+":"+h+":(ow-iw)/2:(oh-ih)/2,setsar=1")
+		}
+		if o.FPS != 0 {
+			args = append(args, "-r", strconv.Itoa(o.FPS))
+		}
 		args = append(args,
 			"-c:v", "libx264", "-preset", o.X264Preset, "-tune", "zerolatency",
 			"-pix_fmt", "yuv420p", "-profile:v", "high",
@@ -96,12 +128,18 @@ func Args(o Options) []string {
 			// and none in between, so that viewers join at a steady pace.
 			"-force_key_frames", "expr:gte(t,n_forced*"+kf+")", "-sc_threshold", "0",
 		)
+	} else {
+		args = append(args, "-vn")
 	}
-	args = append(args,
-		"-c:a", "aac", "-b:a", strconv.Itoa(o.AudioBitrate), "-ar", strconv.Itoa(o.AudioSampleRate),
+	if o.Audio {
+		args = append(args, "-map", "0:a:0",
+			"-c:a", "aac", "-b:a", strconv.Itoa(o.AudioBitrate), "-ar", strconv.Itoa(o.AudioSampleRate))
+	} else {
+		args = append(args, "-an")
+	}
+	return append(args,
 		// Hand each packet on at once rather than filling a pipe buffer.
 		"-flush_packets", "1",
 		"-f", "flv", "-flvflags", "no_duration_filesize", "pipe:1",
 	)
-	return args
 }

@@ -14,15 +14,15 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// copyOptions and encodeOptions are valid options for the two ways livegate
-// runs ffmpeg.
+// copyOptions (audio only: what a Chromium broadcast needs, its H.264
+// passing through) and encodeOptions (video and audio) are valid options.
 func copyOptions() Options {
-	return Options{Input: InputMatroska, CopyVideo: true, AudioBitrate: 128_000, AudioSampleRate: 48000}
+	return Options{Input: InputMatroska, Audio: true, AudioBitrate: 128_000, AudioSampleRate: 48000}
 }
 
 func encodeOptions() Options {
 	return Options{
-		Input: InputMatroska, VideoBitrate: 2_500_000, KeyframeInterval: 2 * time.Second,
+		Input: InputMatroska, Video: true, Audio: true, VideoBitrate: 2_500_000, KeyframeInterval: 2 * time.Second,
 		X264Preset: "veryfast", AudioBitrate: 128_000, AudioSampleRate: 48000,
 	}
 }
@@ -34,7 +34,7 @@ func TestArgs(t *testing.T) {
 		want []string
 	}{
 		{
-			name: "h264 copy",
+			name: "audio only",
 			opts: copyOptions(),
 			want: []string{
 				"-hide_banner", "-nostats", "-loglevel", "warning",
@@ -42,9 +42,8 @@ func TestArgs(t *testing.T) {
 				"-protocol_whitelist", "pipe",
 				"-probesize", "65536", "-analyzeduration", "500000",
 				"-f", "matroska", "-i", "pipe:0",
-				"-map", "0:v:0?", "-map", "0:a:0?",
-				"-c:v", "copy",
-				"-c:a", "aac", "-b:a", "128000", "-ar", "48000",
+				"-vn",
+				"-map", "0:a:0", "-c:a", "aac", "-b:a", "128000", "-ar", "48000",
 				"-flush_packets", "1",
 				"-f", "flv", "-flvflags", "no_duration_filesize", "pipe:1",
 			},
@@ -58,34 +57,37 @@ func TestArgs(t *testing.T) {
 				"-protocol_whitelist", "pipe",
 				"-probesize", "65536", "-analyzeduration", "500000",
 				"-f", "matroska", "-i", "pipe:0",
-				"-map", "0:v:0?", "-map", "0:a:0?",
+				"-map", "0:v:0",
 				"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
 				"-pix_fmt", "yuv420p", "-profile:v", "high",
 				"-b:v", "2500000", "-maxrate", "2500000", "-bufsize", "5000000",
 				"-force_key_frames", "expr:gte(t,n_forced*2)", "-sc_threshold", "0",
-				"-c:a", "aac", "-b:a", "128000", "-ar", "48000",
+				"-map", "0:a:0", "-c:a", "aac", "-b:a", "128000", "-ar", "48000",
 				"-flush_packets", "1",
 				"-f", "flv", "-flvflags", "no_duration_filesize", "pipe:1",
 			},
 		},
 		{
-			name: "fractional key-frame interval, 44.1 kHz",
+			name: "video only, 480p profile, fractional key-frame interval, timestamps kept",
 			opts: Options{
-				Input: InputMatroska, VideoBitrate: 1_000_000, KeyframeInterval: 1500 * time.Millisecond,
-				X264Preset: "ultrafast", AudioBitrate: 96_000, AudioSampleRate: 44100,
+				Input: InputMatroska, Video: true, Width: 854, Height: 480, FPS: 30, VideoBitrate: 1_000_000,
+				KeyframeInterval: 1500 * time.Millisecond, X264Preset: "ultrafast", KeepTimestamps: true,
 			},
 			want: []string{
 				"-hide_banner", "-nostats", "-loglevel", "warning",
 				"-nostdin",
 				"-protocol_whitelist", "pipe",
 				"-probesize", "65536", "-analyzeduration", "500000",
+				"-copyts",
 				"-f", "matroska", "-i", "pipe:0",
-				"-map", "0:v:0?", "-map", "0:a:0?",
+				"-map", "0:v:0",
+				"-vf", "scale=854:480:force_original_aspect_ratio=decrease,pad=854:480:(ow-iw)/2:(oh-ih)/2,setsar=1",
+				"-r", "30",
 				"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
 				"-pix_fmt", "yuv420p", "-profile:v", "high",
 				"-b:v", "1000000", "-maxrate", "1000000", "-bufsize", "2000000",
 				"-force_key_frames", "expr:gte(t,n_forced*1.5)", "-sc_threshold", "0",
-				"-c:a", "aac", "-b:a", "96000", "-ar", "44100",
+				"-an",
 				"-flush_packets", "1",
 				"-f", "flv", "-flvflags", "no_duration_filesize", "pipe:1",
 			},
@@ -112,9 +114,18 @@ func TestValidate(t *testing.T) {
 	}{
 		{name: "copy", base: copyOptions, change: func(*Options) {}},
 		{name: "encode", base: encodeOptions, change: func(*Options) {}},
-		{name: "copy ignores encoder settings", base: copyOptions, change: func(o *Options) {
+		{name: "audio only ignores encoder settings", base: copyOptions, change: func(o *Options) {
 			o.X264Preset, o.VideoBitrate, o.KeyframeInterval = "", 0, 0
 		}},
+		{name: "video only ignores audio settings", base: encodeOptions, change: func(o *Options) {
+			o.Audio, o.AudioBitrate, o.AudioSampleRate = false, 0, 0
+		}},
+		{name: "nothing to encode", base: copyOptions, wantErr: "nothing", change: func(o *Options) { o.Audio = false }},
+		{name: "profile size", base: encodeOptions, change: func(o *Options) { o.Width, o.Height, o.FPS = 1280, 720, 30 }},
+		{name: "odd width", base: encodeOptions, wantErr: "size", change: func(o *Options) { o.Width, o.Height = 1281, 720 }},
+		{name: "width without height", base: encodeOptions, wantErr: "both", change: func(o *Options) { o.Width = 1280 }},
+		{name: "too big", base: encodeOptions, wantErr: "size", change: func(o *Options) { o.Width, o.Height = 7680, 4320 }},
+		{name: "fps too high", base: encodeOptions, wantErr: "frame rate", change: func(o *Options) { o.FPS = 240 }},
 		{name: "44.1 kHz", base: copyOptions, change: func(o *Options) { o.AudioSampleRate = 44100 }},
 		{name: "lowest bitrates", base: encodeOptions, change: func(o *Options) {
 			o.VideoBitrate, o.AudioBitrate, o.KeyframeInterval = 100_000, 32_000, 500*time.Millisecond

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 
+	"github.com/livegate/livegate/internal/demux/fmp4"
+	"github.com/livegate/livegate/internal/demux/webm"
 	"github.com/livegate/livegate/internal/media"
 	"github.com/livegate/livegate/internal/metrics"
 	"github.com/livegate/livegate/internal/session"
@@ -40,8 +43,8 @@ type Handler struct {
 	Log        *slog.Logger
 	Metrics    *metrics.Metrics
 	FFmpegPath string
-	// Encode is the template of the encoder options; Input and CopyVideo
-	// are set per session from what the browser sends.
+	// Encode holds the encoder settings, used only for the tracks that
+	// must be transcoded (Opus audio, VP8/VP9/AV1 video).
 	Encode            transcode.Options
 	Destinations      map[string]session.Destination
 	MaxSessions       int
@@ -143,14 +146,13 @@ func (cs *connSession) run() {
 	for _, name := range req.Destinations {
 		dests = append(dests, h.Destinations[name])
 	}
-	opts := h.Encode
-	opts.Input = req.Input
-	opts.CopyVideo = req.Video == media.CodecH264
+	videoPass := req.Video == media.CodecH264
 	cs.sess = &session.Session{
 		ID:           cs.id,
 		Log:          cs.log,
 		FFmpegPath:   h.FFmpegPath,
-		Transcode:    opts,
+		Encode:       h.Encode,
+		NewDemuxer:   demuxerFor(req.Container),
 		Destinations: dests,
 		Metrics:      h.Metrics,
 		OnEvent: func(ev session.Event) {
@@ -168,19 +170,11 @@ func (cs *connSession) run() {
 	}
 	started := time.Now()
 	cs.log.Info("broadcast started", "remote", cs.remote, "destinations", strings.Join(req.Destinations, ","),
-		"video", req.Video.String(), "audio", req.Audio.String(), "video_passthrough", opts.CopyVideo)
+		"video", req.Video.String(), "audio", req.Audio.String(), "video_passthrough", videoPass)
 
 	ready := readyMessage{Type: "ready", Version: ProtocolVersion, Session: cs.id, Destinations: req.Destinations}
-	ready.Video = "transcode"
-	if opts.CopyVideo {
-		ready.Video = "passthrough"
-	}
-	if req.Video == media.CodecUnknown {
-		ready.Video = ""
-	}
-	if req.Audio != media.CodecUnknown {
-		ready.Audio = "transcode"
-	}
+	ready.Video = passOrTranscode(req.Video, media.CodecH264)
+	ready.Audio = passOrTranscode(req.Audio, media.CodecAAC)
 	if err := cs.send(ready); err != nil {
 		cs.sess.Close()
 		return
@@ -392,6 +386,26 @@ func (cs *connSession) readMedia(ctx context.Context) error {
 			return errStopRequested
 		}
 	}
+}
+
+// passOrTranscode says what happens to a track: RTMP takes H.264 and AAC
+// as they are; anything else is transcoded.
+func passOrTranscode(c, rtmp media.Codec) string {
+	switch c {
+	case media.CodecUnknown:
+		return ""
+	case rtmp:
+		return "passthrough"
+	}
+	return "transcode"
+}
+
+// demuxerFor returns the demuxer of a container.
+func demuxerFor(c Container) func(io.Reader) (media.Demuxer, error) {
+	if c == ContainerMP4 {
+		return func(r io.Reader) (media.Demuxer, error) { return fmp4.NewReader(r) }
+	}
+	return func(r io.Reader) (media.Demuxer, error) { return webm.NewReader(r) }
 }
 
 func newID() string {

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/livegate/livegate/internal/media"
-	"github.com/livegate/livegate/internal/transcode"
 )
 
 // ProtocolVersion is the version of docs/protocol.md this package speaks.
@@ -55,9 +54,18 @@ type clientMessage struct {
 	Destinations []string `json:"destinations"`
 }
 
+// Container is a byte-stream format the ingest can demux.
+type Container int
+
+// Containers.
+const (
+	ContainerMatroska Container = iota + 1 // WebM and Matroska (Chromium, Firefox)
+	ContainerMP4                           // fragmented MP4 (Chromium, Safari)
+)
+
 // startRequest is a validated start message.
 type startRequest struct {
-	Input        transcode.Input
+	Container    Container
 	Video        media.Codec // CodecUnknown when there is no video
 	Audio        media.Codec
 	Destinations []string
@@ -130,16 +138,18 @@ func parseMime(s string) (*startRequest, *protoError) {
 		return nil, errorf("unsupported_media", closeUnsupported, "the media type is longer than %d bytes", maxMimeLen)
 	}
 	unsupported := func(why string) *protoError {
-		return errorf("unsupported_media", closeUnsupported, "media type %q: %s; send video/webm or video/x-matroska with H.264 (avc1), VP8, VP9 or AV1 video and Opus audio", truncate(s, 80), why)
+		return errorf("unsupported_media", closeUnsupported, "media type %q: %s; send video/webm, video/x-matroska or video/mp4 with H.264 (avc1), VP8, VP9 or AV1 video and Opus or AAC (mp4a.40.2) audio", truncate(s, 80), why)
 	}
 	parts := strings.Split(strings.ToLower(s), ";")
 	container := strings.TrimSpace(parts[0])
 	req := &startRequest{}
 	switch container {
 	case "video/webm", "video/x-matroska", "audio/webm":
-		req.Input = transcode.InputMatroska
+		req.Container = ContainerMatroska
+	case "video/mp4", "audio/mp4":
+		req.Container = ContainerMP4
 	default:
-		return nil, unsupported("the container is not WebM or Matroska")
+		return nil, unsupported("the container is not WebM, Matroska or MP4")
 	}
 	var codecList string
 	named := false
@@ -180,6 +190,8 @@ func parseMime(s string) (*startRequest, *protoError) {
 			codec = media.CodecAV1
 		case c == "opus":
 			codec = media.CodecOpus
+		case c == "mp4a.40.2" || c == "mp4a.40.5" || c == "mp4a.40.29" || c == "aac":
+			codec = media.CodecAAC
 		default:
 			return nil, unsupported(fmt.Sprintf("codec %q is not supported", c))
 		}
@@ -194,6 +206,9 @@ func parseMime(s string) (*startRequest, *protoError) {
 			}
 			req.Audio = codec
 		}
+	}
+	if req.Container == ContainerMatroska && req.Audio == media.CodecAAC {
+		return nil, unsupported("AAC is not recorded in WebM")
 	}
 	if req.Video == media.CodecUnknown && req.Audio == media.CodecUnknown {
 		return nil, unsupported("it has neither audio nor video")

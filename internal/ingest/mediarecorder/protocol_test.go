@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/livegate/livegate/internal/media"
-	"github.com/livegate/livegate/internal/transcode"
 )
 
 // checkRefusal asserts a protocol error's code, close code, and that its
@@ -44,10 +43,11 @@ func checkRefusal(t *testing.T, perr *protoError, code string, closeCode int) {
 func TestParseMime(t *testing.T) {
 	long := "video/webm;codecs=vp8,opus" + strings.Repeat(" ", 200-len("video/webm;codecs=vp8,opus"))
 	for _, ca := range []struct {
-		name  string
-		mime  string
-		video media.Codec // both unknown: refused
-		audio media.Codec
+		name      string
+		mime      string
+		container Container   // 0: Matroska
+		video     media.Codec // both unknown: refused
+		audio     media.Codec
 	}{
 		{name: "chromium matroska h264", mime: "video/x-matroska;codecs=avc1.42C01F,opus", video: media.CodecH264, audio: media.CodecOpus},
 		{name: "matroska avc1", mime: "video/x-matroska;codecs=avc1,opus", video: media.CodecH264, audio: media.CodecOpus},
@@ -70,8 +70,10 @@ func TestParseMime(t *testing.T) {
 		{name: "newline", mime: "video/webm;codecs=vp8\n,opus", video: media.CodecVP8, audio: media.CodecOpus},
 		{name: "200 bytes", mime: long, video: media.CodecVP8, audio: media.CodecOpus},
 
-		{name: "mp4", mime: "video/mp4;codecs=avc1.42C01F,mp4a.40.2"},
+		{name: "safari mp4", mime: "video/mp4;codecs=avc1.42C01F,mp4a.40.2", container: ContainerMP4, video: media.CodecH264, audio: media.CodecAAC},
+		{name: "chromium mp4", mime: "video/mp4;codecs=avc1,opus", container: ContainerMP4, video: media.CodecH264, audio: media.CodecOpus},
 		{name: "mp4 bare", mime: "video/mp4"},
+		{name: "aac in webm", mime: "video/webm;codecs=vp8,mp4a.40.2"},
 		{name: "ogg", mime: "audio/ogg;codecs=opus"},
 		{name: "no codecs", mime: "video/webm"},
 		{name: "empty codecs", mime: "video/webm;codecs="},
@@ -108,8 +110,12 @@ func TestParseMime(t *testing.T) {
 			if perr != nil {
 				t.Fatalf("refused: %v", perr)
 			}
-			if req.Input != transcode.InputMatroska {
-				t.Errorf("input %q, want %q", req.Input, transcode.InputMatroska)
+			want := ca.container
+			if want == 0 {
+				want = ContainerMatroska
+			}
+			if req.Container != want {
+				t.Errorf("container %v, want %v", req.Container, want)
 			}
 			if req.Video != ca.video || req.Audio != ca.audio {
 				t.Errorf("codecs %v + %v, want %v + %v", req.Video, req.Audio, ca.video, ca.audio)
@@ -251,8 +257,10 @@ func TestValidateStart(t *testing.T) {
 			code: "unsupported_ingest", close: closeBadRequest},
 		{name: "ingest long", msg: start(func(m *clientMessage) { m.Ingest = strings.Repeat("x", 1000) }),
 			code: "unsupported_ingest", close: closeBadRequest},
-		{name: "mime mp4", msg: start(func(m *clientMessage) { m.Mime = "video/mp4" }),
-			code: "unsupported_media", close: closeUnsupported, saying: "not WebM or Matroska"},
+		{name: "mime mp4 without codecs", msg: start(func(m *clientMessage) { m.Mime = "video/mp4" }),
+			code: "unsupported_media", close: closeUnsupported, saying: "does not name its codecs"},
+		{name: "mime ogg", msg: start(func(m *clientMessage) { m.Mime = "audio/ogg;codecs=opus" }),
+			code: "unsupported_media", close: closeUnsupported, saying: "not WebM, Matroska or MP4"},
 		{name: "mime empty", msg: start(func(m *clientMessage) { m.Mime = "" }),
 			code: "unsupported_media", close: closeUnsupported},
 		{name: "mime checked before destinations", msg: start(func(m *clientMessage) { m.Mime, m.Destinations = "video/mp4", nil }),
@@ -315,7 +323,7 @@ func TestValidateStart(t *testing.T) {
 			if !slices.Equal(req.Destinations, ca.msg.Destinations) {
 				t.Errorf("destinations %q, want %q", req.Destinations, ca.msg.Destinations)
 			}
-			if req.Input != transcode.InputMatroska || req.Video != media.CodecH264 || req.Audio != media.CodecOpus {
+			if req.Container != ContainerMatroska || req.Video != media.CodecH264 || req.Audio != media.CodecOpus {
 				t.Errorf("got %+v, want matroska H264 + Opus", req)
 			}
 		})
