@@ -114,21 +114,41 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		defer rcv.Close()
 	}
 
-	dests := make(map[string]session.Destination, len(cfg.Destinations))
+	dests := make(map[string]mediarecorder.Destination, len(cfg.Destinations))
 	var infos []server.DestinationInfo
 	for name, d := range cfg.Destinations {
-		var u *url.URL
-		var err error
+		md := mediarecorder.Destination{Name: name, KeyFromClient: d.KeyFromClient, Profile: d.Profile, Profiles: d.Profiles}
 		if d.Builtin {
-			u, err = url.Parse(fmt.Sprintf("rtmp://%s/live#%s", rcv.Addr().String(), name))
+			u, err := url.Parse(fmt.Sprintf("rtmp://%s/live#%s", rcv.Addr().String(), name))
+			if err != nil {
+				return fmt.Errorf("destination %s: %w", name, err)
+			}
+			md.Target = func(key string) (*url.URL, error) {
+				if key != "" {
+					return nil, fmt.Errorf("destination %q takes no stream key", name)
+				}
+				return u, nil
+			}
 		} else {
-			u, err = d.RTMPURL()
+			if !d.KeyFromClient {
+				// Check the operator's URL now, not at the first broadcast.
+				if _, err := d.Target(""); err != nil {
+					return fmt.Errorf("destination %s: %w", name, err)
+				}
+			}
+			md.Target = d.Target
 		}
-		if err != nil {
-			return fmt.Errorf("destination %s: %w", name, err)
-		}
-		dests[name] = session.Destination{Name: name, URL: u}
-		infos = append(infos, server.DestinationInfo{Name: name, Description: d.Description, Builtin: d.Builtin})
+		dests[name] = md
+		infos = append(infos, server.DestinationInfo{Name: name, Description: d.Description, Builtin: d.Builtin,
+			KeyFromClient: d.KeyFromClient, Profile: d.Profile, Profiles: d.Profiles})
+	}
+	profiles := make(map[string]session.Profile, len(cfg.Profiles))
+	var profileInfos []server.ProfileInfo
+	for _, name := range cfg.ProfileNames() {
+		p := cfg.Profiles[name]
+		profiles[name] = session.Profile{Name: name, Width: p.Width, Height: p.Height, FPS: p.FPS,
+			VideoBitrate: p.VideoBitrate, AudioBitrate: p.AudioBitrate, KeyframeInterval: p.KeyframeInterval}
+		profileInfos = append(profileInfos, server.ProfileInfo{Name: name, Width: p.Width, Height: p.Height, FPS: p.FPS, VideoBitrate: p.VideoBitrate})
 	}
 
 	m := metrics.New()
@@ -146,6 +166,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			AudioSampleRate:  cfg.Encode.AudioSampleRate,
 		},
 		Destinations:      dests,
+		Profiles:          profiles,
 		MaxSessions:       cfg.Limits.MaxSessions,
 		MaxMessageBytes:   cfg.Limits.MaxMessageBytes,
 		FirstMediaTimeout: cfg.Limits.FirstMediaTimeout,
@@ -161,6 +182,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Metrics:      m.Handler(),
 		Receiver:     rcv,
 		Destinations: infos,
+		Profiles:     profileInfos,
 	}
 	if err := srv.Initialize(); err != nil {
 		return err

@@ -100,3 +100,26 @@ func H264ProfileName(s *h264.SPS) string {
 func H264Level(s *h264.SPS) string {
 	return fmt.Sprintf("%d.%d", s.LevelIdc/10, s.LevelIdc%10)
 }
+
+// BuildAVCC makes an AVCDecoderConfigurationRecord (4-byte NAL lengths)
+// from one SPS and one PPS, with the reserved bits set as the standard
+// says.
+func BuildAVCC(sps, pps []byte) []byte {
+	if len(sps) < 4 {
+		return nil
+	}
+	b := []byte{1, sps[1], sps[2], sps[3], 0xFC | 3, 0xE0 | 1, byte(len(sps) >> 8), byte(len(sps))}
+	b = append(b, sps...)
+	b = append(b, 1, byte(len(pps)>>8), byte(len(pps)))
+	return append(b, pps...)
+}
+
+// AppendAVCC appends an access unit's NAL units with 4-byte length
+// prefixes.
+func AppendAVCC(b []byte, au [][]byte) []byte {
+	for _, n := range au {
+		b = append(b, byte(len(n)>>24), byte(len(n)>>16), byte(len(n)>>8), byte(len(n)))
+		b = append(b, n...)
+	}
+	return b
+}

@@ -124,3 +124,15 @@ func TestH264Info(t *testing.T) {
 		})
 	}
 }
+
+func TestBuildAVCCRoundTrip(t *testing.T) {
+	sps := []byte{0x67, 0x42, 0xc0, 0x1f, 0xd9, 0x00}
+	pps := []byte{0x68, 0xce, 0x3c, 0x80}
+	gotSPS, gotPPS, n, err := ParseAVCC(BuildAVCC(sps, pps))
+	if err != nil || !bytes.Equal(gotSPS, sps) || !bytes.Equal(gotPPS, pps) || n != 4 {
+		t.Fatalf("round trip: %x %x %d %v", gotSPS, gotPPS, n, err)
+	}
+	if got := AppendAVCC(nil, [][]byte{{1, 2}, {3}}); !bytes.Equal(got, []byte{0, 0, 0, 2, 1, 2, 0, 0, 0, 1, 3}) {
+		t.Fatalf("AppendAVCC = %x", got)
+	}
+}

@@ -23,6 +23,20 @@ type DestinationInfo struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
 	Builtin     bool   `json:"builtin,omitempty"`
+	// KeyFromClient: the streamer brings the stream key (the page asks).
+	KeyFromClient bool `json:"key_from_client,omitempty"`
+	// Profile is forced on broadcasts to it; Profiles may be chosen.
+	Profile  string   `json:"profile,omitempty"`
+	Profiles []string `json:"profiles,omitempty"`
+}
+
+// ProfileInfo describes an output profile to the browser.
+type ProfileInfo struct {
+	Name         string `json:"name"`
+	Width        int    `json:"width"`
+	Height       int    `json:"height"`
+	FPS          int    `json:"fps"`
+	VideoBitrate int    `json:"video_bitrate"`
 }
 
 // Server serves HTTP. Set the fields, Initialize, then Close.
@@ -34,6 +48,7 @@ type Server struct {
 	Metrics      http.Handler
 	Receiver     *receiver.Receiver // nil when disabled
 	Destinations []DestinationInfo
+	Profiles     []ProfileInfo
 
 	ln   net.Listener
 	srv  *http.Server
@@ -91,7 +106,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("GET /metrics", s.Metrics)
 	}
 	mux.HandleFunc("GET /api/v1/destinations", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, map[string]any{"destinations": s.Destinations})
+		writeJSON(w, map[string]any{"destinations": s.Destinations, "profiles": s.Profiles})
 	})
 	mux.HandleFunc("GET /api/v1/receiver", func(w http.ResponseWriter, _ *http.Request) {
 		if s.Receiver == nil {

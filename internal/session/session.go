@@ -49,6 +49,15 @@ type Destination struct {
 	URL *url.URL
 }
 
+// Profile is an output profile: the video is resized to it and its rates
+// capped, which forces a video encode even for H.264.
+type Profile struct {
+	Name                       string
+	Width, Height, FPS         int
+	VideoBitrate, AudioBitrate int
+	KeyframeInterval           time.Duration
+}
+
 // Event is a change the browser should hear about.
 type Event struct {
 	Destination string
@@ -87,7 +96,9 @@ type Session struct {
 	Encode transcode.Options
 	// NewDemuxer reads the browser's container (chosen by the ingest from
 	// the announced type).
-	NewDemuxer   func(io.Reader) (media.Demuxer, error)
+	NewDemuxer func(io.Reader) (media.Demuxer, error)
+	// Profile, when set, resizes the video (nil: sent as it came).
+	Profile      *Profile
 	Destinations []Destination
 	Metrics      *metrics.Metrics
 	// OnEvent is called on destination state changes, from the publishers'
@@ -302,12 +313,14 @@ func (s *Session) pump() error {
 	var pass, encode []*media.Track
 	var video, audio *media.Track
 	for _, t := range in {
-		switch t.Codec {
-		case media.CodecH264, media.CodecAAC:
+		switch {
+		case t.Codec == media.CodecH264 && s.Profile != nil:
+			encode = append(encode, t) // resized
+		case t.Codec == media.CodecH264, t.Codec == media.CodecAAC:
 			if (t.Codec.IsVideo() && video == nil) || (!t.Codec.IsVideo() && audio == nil) {
 				pass = append(pass, t)
 			}
-		case media.CodecOpus, media.CodecVP8, media.CodecVP9, media.CodecAV1:
+		case t.Codec == media.CodecOpus, t.Codec == media.CodecVP8, t.Codec == media.CodecVP9, t.Codec == media.CodecAV1:
 			encode = append(encode, t)
 		}
 		if t.Codec.IsVideo() && video == nil {
@@ -330,7 +343,12 @@ func (s *Session) pump() error {
 	// send rarely; audio must not wait with it).
 	encs := make(map[*media.Track]*transcode.Encoder, len(encodeOnly))
 	for _, t := range encodeOnly {
-		enc := &transcode.Encoder{Path: s.FFmpegPath, Options: s.Encode, Inputs: []*media.Track{t},
+		opts := s.Encode
+		if p := s.Profile; p != nil {
+			opts.Width, opts.Height, opts.FPS = p.Width, p.Height, p.FPS
+			opts.VideoBitrate, opts.AudioBitrate, opts.KeyframeInterval = p.VideoBitrate, p.AudioBitrate, p.KeyframeInterval
+		}
+		enc := &transcode.Encoder{Path: s.FFmpegPath, Options: opts, Inputs: []*media.Track{t},
 			Log: s.Log.With("component", "encoder", "input", t.Codec.String()), OnPacket: s.deliver}
 		if err := enc.Start(s.ctx); err != nil {
 			return fmt.Errorf("%w: %v", ErrEncoderFailed, err)

@@ -57,6 +57,7 @@ type Encoder struct {
 	mkv      *mkvWriter
 	needKey  bool // after a restart, video waits for a key frame
 	closing  bool // CloseInput was called: no more input, no restart
+	avcc     []byte
 	cpuSpent time.Duration
 }
 
@@ -137,7 +138,12 @@ func (e *Encoder) WritePacket(pkt *media.Packet) error {
 	if pkt.Track.Codec.IsVideo() {
 		e.needKey = false
 	}
-	err := e.mkv.writePacket(ti, pkt.PTS+tsOffset, pkt.Key, pkt.Data)
+	data := pkt.Data
+	if pkt.Track.Codec == media.CodecH264 {
+		e.avcc = media.AppendAVCC(e.avcc[:0], pkt.AU)
+		data = e.avcc
+	}
+	err := e.mkv.writePacket(ti, pkt.PTS+tsOffset, pkt.Key, data)
 	if err == nil {
 		err = e.mkv.w.(*bufio.Writer).Flush()
 	}

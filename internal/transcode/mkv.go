@@ -63,6 +63,8 @@ func codecID(c media.Codec) (string, error) {
 	switch c {
 	case media.CodecOpus:
 		return "A_OPUS", nil
+	case media.CodecH264:
+		return "V_MPEG4/ISO/AVC", nil
 	case media.CodecVP8:
 		return "V_VP8", nil
 	case media.CodecVP9:
@@ -111,6 +113,9 @@ func (m *mkvWriter) writeHeader() error {
 				b = appendString(b, idCodecID, id)
 				if t.Codec == media.CodecOpus && len(t.OpusHead) > 0 {
 					b = appendBytes(b, idCodecPrivate, t.OpusHead)
+				}
+				if t.Codec == media.CodecH264 {
+					b = appendBytes(b, idCodecPrivate, media.BuildAVCC(t.SPS, t.PPS))
 				}
 				if t.Codec.IsVideo() && t.Width > 0 && t.Height > 0 {
 					b = appendElement(b, idVideo, func(b []byte) []byte {

@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +38,20 @@ const (
 // errStopRequested: the browser sent stop.
 var errStopRequested = errors.New("the browser ended the broadcast")
 
+// Destination is a destination as browsers may choose it.
+type Destination struct {
+	Name string
+	// Target gives the publish URL (gortmplib's form); clientKey is the
+	// streamer's own key for a KeyFromClient destination, else "". Its
+	// errors never repeat the key.
+	Target        func(clientKey string) (*url.URL, error)
+	KeyFromClient bool
+	// Profile is forced on every broadcast to it; Profiles are those a
+	// streamer may choose (none: the video goes as it came).
+	Profile  string
+	Profiles []string
+}
+
 // Handler serves the publish WebSocket. Set its fields, Initialize with the
 // server's context (cancelling it ends every session with shutting_down),
 // then Wait for the sessions to end.
@@ -46,7 +62,8 @@ type Handler struct {
 	// Encode holds the encoder settings, used only for the tracks that
 	// must be transcoded (Opus audio, VP8/VP9/AV1 video).
 	Encode            transcode.Options
-	Destinations      map[string]session.Destination
+	Destinations      map[string]Destination
+	Profiles          map[string]session.Profile
 	MaxSessions       int
 	MaxMessageBytes   int64
 	FirstMediaTimeout time.Duration
@@ -129,6 +146,11 @@ func (cs *connSession) run() {
 		return
 	}
 	h := cs.h
+	dests, profile, perr := h.resolve(req.Destinations, req.Profile, req.Keys)
+	if perr != nil {
+		cs.refuse(perr)
+		return
+	}
 	if n := h.active.Add(1); h.MaxSessions > 0 && n > int64(h.MaxSessions) {
 		h.active.Add(-1)
 		cs.refuse(errorf("too_many_sessions", closeTooMany, "this server already carries its maximum of %d broadcasts; try again later", h.MaxSessions))
@@ -142,17 +164,14 @@ func (cs *connSession) run() {
 	}
 
 	events := make(chan session.Event, 64)
-	dests := make([]session.Destination, 0, len(req.Destinations))
-	for _, name := range req.Destinations {
-		dests = append(dests, h.Destinations[name])
-	}
-	videoPass := req.Video == media.CodecH264
+	videoPass := req.Video == media.CodecH264 && profile == nil
 	cs.sess = &session.Session{
 		ID:           cs.id,
 		Log:          cs.log,
 		FFmpegPath:   h.FFmpegPath,
 		Encode:       h.Encode,
 		NewDemuxer:   demuxerFor(req.Container),
+		Profile:      profile,
 		Destinations: dests,
 		Metrics:      h.Metrics,
 		OnEvent: func(ev session.Event) {
@@ -406,6 +425,62 @@ func demuxerFor(c Container) func(io.Reader) (media.Demuxer, error) {
 		return func(r io.Reader) (media.Demuxer, error) { return fmp4.NewReader(r) }
 	}
 	return func(r io.Reader) (media.Demuxer, error) { return webm.NewReader(r) }
+}
+
+// resolve turns the chosen names, profile and keys into publish targets
+// and the broadcast's profile.
+func (h *Handler) resolve(names []string, profile string, keys map[string]string) ([]session.Destination, *session.Profile, *protoError) {
+	for name := range keys {
+		d, ok := h.Destinations[name]
+		if !ok || !slices.Contains(names, name) {
+			return nil, nil, errorf("bad_key", closeBadRequest, "a stream key was sent for %q, which is not a destination of this broadcast", truncate(name, 64))
+		}
+		if !d.KeyFromClient {
+			return nil, nil, errorf("bad_key", closeBadRequest, "destination %q uses the operator's stream key; do not send one", name)
+		}
+	}
+	forced := ""
+	dests := make([]session.Destination, 0, len(names))
+	for _, name := range names {
+		d := h.Destinations[name]
+		key := keys[name]
+		if d.KeyFromClient && key == "" {
+			return nil, nil, errorf("missing_key", closeBadRequest, "destination %q needs your stream key: enter it and go live again", name)
+		}
+		u, err := d.Target(key)
+		if err != nil {
+			return nil, nil, errorf("bad_key", closeForbidden, "%v", err)
+		}
+		dests = append(dests, session.Destination{Name: name, URL: u})
+		if d.Profile != "" {
+			if forced != "" && forced != d.Profile {
+				return nil, nil, errorf("profile_conflict", closeBadRequest, "destinations %s need different profiles (%s and %s); broadcast to them separately", strings.Join(names, ", "), forced, d.Profile)
+			}
+			forced = d.Profile
+		}
+	}
+	switch {
+	case profile == "" && forced == "":
+		return dests, nil, nil
+	case profile == "":
+		profile = forced
+	case forced != "" && profile != forced:
+		return nil, nil, errorf("profile_not_allowed", closeForbidden, "this broadcast's destinations take only the %s profile", forced)
+	}
+	p, ok := h.Profiles[profile]
+	if !ok {
+		return nil, nil, errorf("unknown_profile", closeNotFound, "profile %q is not configured on this server", truncate(profile, 40))
+	}
+	for _, name := range names {
+		d := h.Destinations[name]
+		if profile != forced && len(d.Profiles) > 0 && !slices.Contains(d.Profiles, profile) {
+			return nil, nil, errorf("profile_not_allowed", closeForbidden, "destination %q takes the profiles %s, not %s", name, strings.Join(d.Profiles, ", "), profile)
+		}
+		if profile != forced && len(d.Profiles) == 0 {
+			return nil, nil, errorf("profile_not_allowed", closeForbidden, "destination %q takes the video as it comes; choose no profile", name)
+		}
+	}
+	return dests, &p, nil
 }
 
 func newID() string {

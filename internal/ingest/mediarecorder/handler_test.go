@@ -2,6 +2,7 @@ package mediarecorder
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -21,7 +22,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/livegate/livegate/internal/receiver"
-	"github.com/livegate/livegate/internal/session"
 	"github.com/livegate/livegate/internal/transcode"
 )
 
@@ -57,7 +57,7 @@ func newFixture(t *testing.T, tweak func(*Handler)) *fixture {
 		FFmpegPath: "ffmpeg",
 		Encode: transcode.Options{VideoBitrate: 1_000_000, KeyframeInterval: 2 * time.Second, X264Preset: "ultrafast",
 			AudioBitrate: 128_000, AudioSampleRate: 48000},
-		Destinations:      map[string]session.Destination{"local": {Name: "local", URL: u}},
+		Destinations:      map[string]Destination{"local": {Name: "local", Target: fixed(u)}},
 		MaxSessions:       4,
 		MaxMessageBytes:   1 << 20,
 		FirstMediaTimeout: 3 * time.Second,
@@ -361,7 +361,7 @@ func TestDestinationUnreachable(t *testing.T) {
 	ln.Close()
 	f := newFixture(t, func(h *Handler) {
 		u, _ := url.Parse("rtmp://" + addr + "/live#key")
-		h.Destinations["gone"] = session.Destination{Name: "gone", URL: u}
+		h.Destinations["gone"] = Destination{Name: "gone", Target: fixed(u)}
 	})
 	data, err := os.ReadFile("testdata/h264.mkv")
 	if err != nil {
@@ -446,4 +446,14 @@ func childFFmpeg() int {
 		}
 	}
 	return 0
+}
+
+// fixed is the Target of a destination with the operator's own URL.
+func fixed(u *url.URL) func(string) (*url.URL, error) {
+	return func(key string) (*url.URL, error) {
+		if key != "" {
+			return nil, errors.New("this destination takes no key")
+		}
+		return u, nil
+	}
 }

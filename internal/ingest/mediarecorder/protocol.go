@@ -23,6 +23,7 @@ const (
 // Close codes (docs/protocol.md).
 const (
 	closeBadRequest    = 4400
+	closeForbidden     = 4403
 	closeNotFound      = 4404
 	closeTimeout       = 4408
 	closeUnsupported   = 4415
@@ -47,11 +48,13 @@ func errorf(code string, closeCode int, format string, args ...any) *protoError 
 
 // clientMessage is any text message from the browser.
 type clientMessage struct {
-	Type         string   `json:"type"`
-	Version      int      `json:"version"`
-	Ingest       string   `json:"ingest"`
-	Mime         string   `json:"mime"`
-	Destinations []string `json:"destinations"`
+	Type         string            `json:"type"`
+	Version      int               `json:"version"`
+	Ingest       string            `json:"ingest"`
+	Mime         string            `json:"mime"`
+	Destinations []string          `json:"destinations"`
+	Profile      string            `json:"profile,omitempty"`
+	Keys         map[string]string `json:"keys,omitempty"`
 }
 
 // Container is a byte-stream format the ingest can demux.
@@ -69,6 +72,8 @@ type startRequest struct {
 	Video        media.Codec // CodecUnknown when there is no video
 	Audio        media.Codec
 	Destinations []string
+	Profile      string
+	Keys         map[string]string
 }
 
 func parseClientMessage(data []byte) (*clientMessage, *protoError) {
@@ -125,6 +130,7 @@ func validateStart(m *clientMessage, known map[string]bool) (*startRequest, *pro
 		seen[d] = true
 	}
 	req.Destinations = m.Destinations
+	req.Profile, req.Keys = m.Profile, m.Keys
 	return req, nil
 }
 
