@@ -3,17 +3,27 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/livegate/livegate/internal/demux/flv"
+	"github.com/livegate/livegate/internal/demux/webm"
+	"github.com/livegate/livegate/internal/media"
 )
 
 // minLive is how long each browser broadcast lasts at least.
@@ -488,5 +498,176 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// captureHook records every binary WebSocket message the page sends.
+const captureHook = `(() => {
+  window.__sent = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (d) {
+    if (d instanceof ArrayBuffer) window.__sent.push(new Uint8Array(d.slice(0)));
+    else if (ArrayBuffer.isView(d)) window.__sent.push(new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)));
+    return send.call(this, d);
+  };
+  return true;
+})()`
+
+// capturedBytes returns what the hook recorded, base64 over the wire.
+const capturedBytes = `(() => {
+  let n = 0; for (const c of window.__sent) n += c.length;
+  const all = new Uint8Array(n); let o = 0;
+  for (const c of window.__sent) { all.set(c, o); o += c.length; }
+  let s = ''; for (let i = 0; i < all.length; i += 0x8000) s += String.fromCharCode.apply(null, all.subarray(i, i + 0x8000));
+  return btoa(s);
+})()`
+
+// TestChromiumH264ArrivesUntouched: the H.264 slices nginx-rtmp received
+// are byte for byte those Chromium sent, and the only ffmpeg livegate ran
+// for the broadcast did audio.
+func TestChromiumH264ArrivesUntouched(t *testing.T) {
+	nginx := startNginx(t)
+	lg := startLivegate(t, fmt.Sprintf("receiver:\n  enabled: false\ndestinations:\n  nginx:\n    url: %s\n", nginx.URL("same")))
+	b := startChromium(t)
+	screenshotOnFailure(t, "studio", b)
+	if err := b.Navigate(lg.URL("/?destination=nginx")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`document.body.dataset.state === 'ready'`, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Eval(captureHook); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Eval(`window.__livegate.goLive()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`window.__livegate.lastStats?.uptime_ms > 6000`, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// While live: livegate's one child is an audio-only ffmpeg.
+	kids := descendants(lg.PID)
+	if len(kids) != 1 {
+		t.Fatalf("livegate has %d children, want one ffmpeg (audio)", len(kids))
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", kids[0].pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if !slices.Contains(args, "-vn") || slices.Contains(args, "libx264") {
+		t.Errorf("the ffmpeg child does video work: %q", args)
+	}
+	if _, err := b.Eval(`window.__livegate.stop()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`document.body.dataset.state === 'stopped'`, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var b64 string
+	if err := evalInto(b, capturedBytes, &b64); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nginx.Stop()
+
+	browser := sliceHashes(t, "the browser's upload", func() (media.Demuxer, error) { return webm.NewReader(bytes.NewReader(sent)) })
+	f, err := os.Open(nginx.RecordPath("same"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	server := sliceHashes(t, "nginx's recording", func() (media.Demuxer, error) { return flv.NewReader(f) })
+	if len(server) < 30 {
+		t.Fatalf("nginx recorded only %d slices", len(server))
+	}
+	start := slices.Index(browser, server[0])
+	if start < 0 || len(browser)-start < len(server) || !slices.Equal(browser[start:start+len(server)], server) {
+		t.Fatalf("the H.264 slices at nginx (%d) are not those the browser sent (%d, first match at %d)", len(server), len(browser), start)
+	}
+	t.Logf("%d H.264 slices at nginx, byte-identical to the browser's (from its slice %d of %d)", len(server), start, len(browser))
+}
+
+// sliceHashes returns the SHA-256 of every H.264 slice NAL unit (types 1
+// and 5) of a stream, in order.
+func sliceHashes(t *testing.T, what string, open func() (media.Demuxer, error)) [][32]byte {
+	t.Helper()
+	d, err := open()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if _, err := d.Tracks(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	var out [][32]byte
+	for {
+		p, err := d.ReadPacket()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("%s: %v", what, err)
+			}
+			return out
+		}
+		for _, n := range p.AU {
+			if len(n) > 0 && (n[0]&0x1f == 1 || n[0]&0x1f == 5) {
+				out = append(out, sha256.Sum256(n))
+			}
+		}
+	}
+}
+
+// TestKilledEncoderIsRestarted: livegate's ffmpeg child is killed in the
+// middle of a Chromium broadcast; a new one takes over, the browser sees
+// nothing, the receiver's stream goes on and audio keeps arriving.
+func TestKilledEncoderIsRestarted(t *testing.T) {
+	lg := startLivegate(t, "receiver:\n  listen: 127.0.0.1:0\n")
+	b := startChromium(t)
+	screenshotOnFailure(t, "studio", b)
+	if err := b.Navigate(lg.URL("/?destination=local&autostart=1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`window.__livegate.lastStats?.uptime_ms > 4000`, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	audioFrames := func() int {
+		var rep receiverReport
+		getJSON(t, lg.URL("/api/v1/receiver"), &rep)
+		if len(rep.Streams) != 1 || rep.Streams[0].Audio == nil {
+			return -1
+		}
+		return rep.Streams[0].Audio.Frames
+	}
+	kids := descendants(lg.PID)
+	if len(kids) != 1 {
+		t.Fatalf("livegate has %d children, want one ffmpeg", len(kids))
+	}
+	if err := syscall.Kill(kids[0].pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if err := poll(5*time.Second, 20*time.Millisecond, func() (bool, error) {
+		k := descendants(lg.PID)
+		return len(k) == 1 && k[0].pid != kids[0].pid, nil
+	}); err != nil {
+		t.Fatalf("no new ffmpeg after the kill: %v", err)
+	}
+	t.Logf("a new ffmpeg started %v after the kill", time.Since(killed).Round(time.Millisecond))
+	before := audioFrames()
+	if err := poll(5*time.Second, 100*time.Millisecond, func() (bool, error) { return audioFrames() > before+20, nil }); err != nil {
+		t.Fatalf("audio did not resume after the restart (%d frames): %v", before, err)
+	}
+	if _, err := b.Eval(`window.__livegate.stop()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`document.body.dataset.state === 'stopped' && !window.__livegate.lastError`, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var rep receiverReport
+	getJSON(t, lg.URL("/api/v1/receiver"), &rep)
+	if len(rep.Streams) != 1 {
+		t.Fatalf("the receiver saw %d streams; the broadcast should have gone on as one", len(rep.Streams))
 	}
 }
