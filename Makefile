@@ -6,7 +6,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 LISTEN ?= 127.0.0.1:8080
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run build test lint unit e2e screenshots deps-run deps-test
+.PHONY: help run build test lint unit e2e bench screenshots deps-run deps-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy check
 	go vet ./...
 	go run $(STATICCHECK) ./...
 	go mod tidy -diff
+
+bench: deps-test ## CPU of one Chromium stream: livegate vs the seed's ffmpeg-per-stream, side by side (60 s)
+	LIVEGATE_BENCH_SECONDS=$${LIVEGATE_BENCH_SECONDS:-60} go test -run XXX -bench StreamCPU -benchtime 1x -timeout 15m -v ./e2e/
 
 screenshots: deps-test ## refresh the README's screenshots of the studio page
 	LIVEGATE_SCREENSHOT_DIR=$(CURDIR)/docs/img go test -count=1 -run 'TestChromiumToBuiltinReceiver|TestStudioScreenshots' ./e2e/
