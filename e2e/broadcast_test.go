@@ -57,8 +57,14 @@ type liveState struct {
 // until it has been live for minLive, measures, then presses Stop.
 func broadcast(t *testing.T, b browser, lg *livegate, dest string) broadcastResult {
 	t.Helper()
+	return broadcastURL(t, b, lg, dest, "/?destination="+dest+"&autostart=1")
+}
+
+// broadcastURL is broadcast from a given studio link.
+func broadcastURL(t *testing.T, b browser, lg *livegate, dest, link string) broadcastResult {
+	t.Helper()
 	screenshotOnFailure(t, "studio", b)
-	if err := b.Navigate(lg.URL("/?destination=" + dest + "&autostart=1")); err != nil {
+	if err := b.Navigate(lg.URL(link)); err != nil {
 		t.Fatal(err)
 	}
 	// The page presses Go live by itself; time from its "connecting" to
@@ -112,6 +118,12 @@ func broadcast(t *testing.T, b browser, lg *livegate, dest string) broadcastResu
 // checkRecording checks what nginx-rtmp recorded.
 func checkRecording(t *testing.T, path, wantProfile string, wantX264 bool) {
 	t.Helper()
+	checkRecordingSize(t, path, wantProfile, wantX264, 1280, 720)
+}
+
+// checkRecordingSize is checkRecording for a given picture size.
+func checkRecordingSize(t *testing.T, path, wantProfile string, wantX264 bool, width, height int) {
+	t.Helper()
 	if dir := os.Getenv("LIVEGATE_KEEP_DIR"); dir != "" {
 		// Keep what the server got, to look at after the test.
 		if b, err := os.ReadFile(path); err == nil {
@@ -120,8 +132,8 @@ func checkRecording(t *testing.T, path, wantProfile string, wantX264 bool) {
 	}
 	pr := probe(t, path)
 	v, a := pr.Video(), pr.Audio()
-	if v == nil || v.CodecName != "h264" || v.Width != 1280 || v.Height != 720 {
-		t.Fatalf("video at the server = %+v, want h264 1280x720", v)
+	if v == nil || v.CodecName != "h264" || v.Width != width || v.Height != height {
+		t.Fatalf("video at the server = %+v, want h264 %dx%d", v, width, height)
 	}
 	if a == nil || a.CodecName != "aac" {
 		t.Fatalf("audio at the server = %+v, want aac", a)
@@ -669,5 +681,29 @@ func TestKilledEncoderIsRestarted(t *testing.T) {
 	getJSON(t, lg.URL("/api/v1/receiver"), &rep)
 	if len(rep.Streams) != 1 {
 		t.Fatalf("the receiver saw %d streams; the broadcast should have gone on as one", len(rep.Streams))
+	}
+}
+
+// TestFirefoxProfiles: Firefox's VP8 is encoded to H.264 at the profile the
+// streamer picks among those the destination offers.
+func TestFirefoxProfiles(t *testing.T) {
+	for _, ca := range []struct {
+		profile       string
+		width, height int
+	}{
+		{"720p", 1280, 720},
+		{"480p", 854, 480},
+	} {
+		t.Run(ca.profile, func(t *testing.T) {
+			nginx := startNginx(t)
+			lg := startLivegate(t, fmt.Sprintf("receiver:\n  enabled: false\ndestinations:\n  nginx:\n    url: %s\n    profiles: [720p, 480p]\n", nginx.URL("ff")))
+			b := startFirefox(t)
+			res := broadcastURL(t, b, lg, "nginx", "/?destination=nginx&profile="+ca.profile+"&autostart=1")
+			if res.video != "transcode" {
+				t.Errorf("video %q, want transcode", res.video)
+			}
+			nginx.Stop()
+			checkRecordingSize(t, nginx.RecordPath("ff"), "High", true, ca.width, ca.height)
+		})
 	}
 }
