@@ -5,6 +5,9 @@
 //   import { publish, pickMimeType } from '/client.js';
 //   const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
 //   const pub = publish(stream, { destinations: ['local', 'youtube'] }); // or { destination: 'local' }
+//   // optional: an output profile from GET /api/v1/destinations, and the streamer's own keys
+//   // for destinations marked key_from_client (sent once in `start`, then forgotten):
+//   //   publish(stream, { destinations: ['twitch'], profile: '720p', keys: { twitch: key } })
 //   pub.addEventListener('state', () => console.log(pub.state));
 //   pub.addEventListener('error', (e) => console.log(e.detail.code, e.detail.message));
 //   ...
@@ -40,6 +43,7 @@ const CLOSE_CODES = Object.freeze({
   1001: ['shutting_down', 'the server is shutting down'],
   1009: ['too_large', 'a piece of media was too large for the server'],
   4400: ['bad_message', 'the server did not understand this client'],
+  4403: ['not_allowed', 'the server refused a stream key or quality for this destination'],
   4404: ['unknown_destination', 'that destination is not configured on this server'],
   4408: ['no_media', 'the server received no media in time'],
   4415: ['unsupported_media', 'the server cannot take this video or audio format'],
@@ -87,6 +91,7 @@ export class Publication extends EventTarget {
   #timer = 0;
   #rateMark = { time: 0, bytes: 0 };
   #readyTimer = 0;
+  #keys = null; // {name: stream key}, only until `start` has been sent
 
   /** 'connecting' | 'live' | 'stopping' | 'ended' | 'error' */
   state = 'connecting';
@@ -121,6 +126,8 @@ export class Publication extends EventTarget {
     audioBitsPerSecond = 128_000,
     timeslice = 250,
     readyTimeout = 20_000,
+    profile,
+    keys,
   } = {}) {
     super();
     this.#stream = stream;
@@ -136,7 +143,13 @@ export class Publication extends EventTarget {
       audioBitsPerSecond,
       timeslice,
       readyTimeout,
+      profile: typeof profile === 'string' ? profile : '',
     };
+    // Only keys with a value go into `start`; they are kept nowhere else.
+    const entries = keys && typeof keys === 'object'
+      ? Object.entries(keys).filter(([name, key]) => name && typeof key === 'string' && key !== '')
+      : [];
+    this.#keys = entries.length ? Object.fromEntries(entries) : null;
     this.mimeType = mimeType || pickMimeType();
     this.#closed = new Promise((resolve) => { this.#resolveClosed = resolve; });
 
@@ -161,6 +174,8 @@ export class Publication extends EventTarget {
   get video() { return this.ready ? this.ready.video : null; }
   get audio() { return this.ready ? this.ready.audio : null; }
   get url() { return this.#opts.url; }
+  /** the output profile asked for in `start` ('' for none: the video goes as it came). */
+  get profile() { return this.#opts.profile; }
 
   /**
    * End the broadcast cleanly: stop the recorder, send what it still had, send `stop`,
@@ -174,6 +189,7 @@ export class Publication extends EventTarget {
 
   /** End at once without waiting for the server (for pagehide). */
   close() {
+    this.#keys = null;
     this.#stopRecorder();
     this.#cleanup();
     if (this.state === 'connecting' || this.state === 'live' || this.state === 'stopping') {
@@ -231,13 +247,17 @@ export class Publication extends EventTarget {
 
     ws.addEventListener('open', () => {
       opened = true;
-      ws.send(JSON.stringify({
+      const start = {
         type: 'start',
         version: PROTOCOL_VERSION,
         ingest: 'mediarecorder',
         mime: this.mimeType,
         destinations: this.#opts.destinations,
-      }));
+      };
+      if (this.#opts.profile) start.profile = this.#opts.profile;
+      if (this.#keys) start.keys = this.#keys;
+      this.#keys = null; // sent; this object does not keep them
+      ws.send(JSON.stringify(start));
       this.#readyTimer = setTimeout(() => {
         if (!this.ready && this.state === 'connecting') {
           this.#fail('ready_timeout', 'the server did not answer in time');
@@ -424,6 +444,7 @@ export class Publication extends EventTarget {
 
   #fail(code, message, detail) {
     if (this.state === 'error' || this.state === 'ended') return;
+    this.#keys = null;
     this.error = detail || { code, message };
     this.#stopRecorder();
     this.#cleanup();

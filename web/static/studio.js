@@ -5,9 +5,14 @@
 //   ?destination=NAME   preselects a destination; several as ?destination=a,b or
 //                       ?destination=a&destination=b (names the server does not offer are
 //                       still listed and sent, so that the server's answer explains them)
+//   ?profile=NAME       preselects an output profile (Quality), when the chosen destinations
+//                       offer it
 //   &autostart=1        goes live as soon as the camera and the destination list are ready
+//                       (and every chosen destination that needs the streamer's key has one,
+//                       so never for those: keys are typed, never put in the address)
 //   document.body.dataset.state  idle | ready | connecting | live | stopping | stopped | error
-//   window.__livegate   live view of the broadcast (see `lg` below), with stop() and goLive()
+//   window.__livegate   live view of the broadcast (see `lg` below), with stop() and goLive();
+//                       stream keys are never in it, nor stored, logged or put in the address
 
 import { publish, pickMimeType } from './client.js';
 
@@ -25,6 +30,9 @@ const el = {
   destinations: $('destinations'),
   destinationList: $('destination-list'),
   destinationHelp: $('destination-help'),
+  profileField: $('profile-field'),
+  profile: $('profile'),
+  profileHelp: $('profile-help'),
   status: $('status'),
   golive: $('golive'),
   stop: $('stop'),
@@ -49,6 +57,9 @@ const wantedDestinations = [...new Set(params.getAll('destination')
   .map((v) => v.trim())
   .filter(Boolean))];
 const autostart = params.get('autostart') === '1';
+// The streamer's (or the address's) choice of profile. Kept while the chosen destinations do
+// not offer it, so that it comes back when they do.
+let wantedProfile = (params.get('profile') || '').trim();
 
 const lg = {
   state: 'idle',
@@ -59,6 +70,7 @@ const lg = {
   lastStats: null, // the server's latest stats message
   lastError: null, // {code, message}
   destinations: {}, // name → {name, state, reason, bytes_out, bitrate_out}
+  profile: '', // the output profile asked for ('' for as captured)
   stop: () => stopLive(),
   goLive: () => goLive(),
 };
@@ -67,7 +79,9 @@ window.__livegate = lg;
 let stream = null;
 let pub = null;
 let destinations = null; // from GET /api/v1/destinations, once loaded
+let profiles = []; // the output profiles from the same answer
 let sending = []; // the destination names of the current (or last) broadcast
+let sendingProfile = ''; // and its profile
 let acquiring = 0; // generation counter, so a slow getUserMedia cannot win over a newer one
 let autostarted = false;
 let userStopped = false;
@@ -108,7 +122,7 @@ let refocus = false;
 
 function updateControls() {
   const focused = document.activeElement;
-  const hadButton = focused === el.golive || focused === el.stop
+  const hadButton = focused === el.golive || focused === el.stop || focused === el.profile
     || (focused !== null && el.destinations.contains(focused));
   setDisabled();
   if (hadButton && !focused.matches(':disabled')) {
@@ -133,19 +147,36 @@ function setDisabled() {
   el.destinations.disabled = live || boxes.length === 0;
   // The server takes at most MAX_DESTINATIONS: once that many are checked, the rest wait.
   for (const box of boxes) box.disabled = !box.checked && chosen >= MAX_DESTINATIONS;
-  el.golive.disabled = live || !haveDevices || !lg.mimeType || chosen === 0;
+  el.profile.disabled = live || planProfile().kind !== 'choose';
+  el.golive.disabled = live || !haveDevices || !lg.mimeType || chosen === 0 || blocker() !== '';
   el.stop.disabled = !(lg.state === 'connecting' || lg.state === 'live');
+}
+
+// What keeps the chosen destinations from going live ('' when nothing does).
+function blocker() {
+  if (!destinations) return '';
+  const chosen = chosenDestinations();
+  if (chosen.length === 0) return 'Choose at least one destination to go live';
+  const plan = planProfile();
+  if (plan.kind === 'conflict') {
+    return `${andList(plan.forcedBy.map((d) => d.name))} need different qualities and can’t go live together — uncheck one`;
+  }
+  const missing = missingKeys();
+  if (missing.length) return `Enter your stream key for ${andList(missing)} to go live`;
+  return '';
 }
 
 function readyText() {
   if (!destinations) return 'Camera ready — loading the destinations…';
-  const chosen = chosenDestinations();
-  if (chosen.length === 0) return 'Choose at least one destination to go live';
-  return `Ready — press Go live to broadcast to ${chosen.join(', ')}`;
+  const blocked = blocker();
+  if (blocked) return blocked;
+  const profile = el.profileField.hidden ? '' : el.profile.value;
+  return `Ready — press Go live to broadcast to ${chosenDestinations().join(', ')}${profile ? ` in ${profile}` : ''}`;
 }
 
 function readyTone() {
-  return destinations && chosenDestinations().length === 0 ? 'info' : 'ok';
+  if (!destinations || blocker() === '') return 'ok';
+  return planProfile().kind === 'conflict' ? 'warn' : 'info';
 }
 
 // ---------------------------------------------------------------- camera and microphone
@@ -294,6 +325,239 @@ function chosenDestinations() {
   return destinationBoxes().filter((b) => b.checked).map((b) => b.value);
 }
 
+// What the server said about a destination, or null for a name it does not offer.
+function destinationInfo(name) {
+  return (destinations || []).find((d) => d.name === name) || null;
+}
+
+// ---------------------------------------------------------------- stream keys
+//
+// Destinations marked key_from_client take the streamer's own key. It lives only in its
+// password field: it is sent in `start` and is never stored, logged, put in the address or
+// in window.__livegate.
+
+const keyInputs = new Map(); // destination name → its key <input>
+
+function missingKeys() {
+  return chosenDestinations().filter((name) => {
+    const input = keyInputs.get(name);
+    return input && input.value.trim() === '';
+  });
+}
+
+function chosenKeys() {
+  const keys = {};
+  for (const name of chosenDestinations()) {
+    const input = keyInputs.get(name);
+    if (input && input.value.trim()) keys[name] = input.value.trim();
+  }
+  return keys;
+}
+
+// The key field under a destination's card, shown while the destination is checked.
+function keyPanel(name, id) {
+  // A form of its own (browsers expect a password field in one), which never submits:
+  // method "dialog" goes nowhere, and submitting is cancelled anyway. Enter goes live.
+  const panel = document.createElement('form');
+  panel.className = 'key-panel';
+  panel.id = `${id}-keybox`;
+  panel.hidden = true;
+  panel.method = 'dialog';
+  panel.noValidate = true;
+  panel.setAttribute('autocomplete', 'off');
+  panel.addEventListener('submit', (ev) => ev.preventDefault());
+  const label = document.createElement('label');
+  label.className = 'key-label';
+  label.htmlFor = `${id}-key`;
+  label.textContent = `Stream key for ${name}`;
+  const row = document.createElement('div');
+  row.className = 'key-row';
+  const input = document.createElement('input');
+  input.type = 'password';
+  input.id = `${id}-key`;
+  input.className = 'key-input';
+  input.autocomplete = 'off';
+  input.setAttribute('spellcheck', 'false');
+  input.setAttribute('autocapitalize', 'off');
+  input.setAttribute('autocorrect', 'off');
+  input.setAttribute('aria-describedby', `${id}-key-hint`);
+  input.setAttribute('aria-required', 'true');
+  // Password managers: this is not the streamer's password for this site.
+  input.setAttribute('data-lpignore', 'true');
+  input.setAttribute('data-1p-ignore', '');
+  input.setAttribute('data-bwignore', '');
+  const toggle = document.createElement('button');
+  toggle.type = 'button';
+  toggle.className = 'key-toggle';
+  toggle.setAttribute('aria-pressed', 'false');
+  toggle.setAttribute('aria-controls', input.id);
+  toggle.setAttribute('aria-label', `Show stream key for ${name}`);
+  toggle.innerHTML = '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false">'
+    + '<path class="eye" d="M2.5 12s3.5-6.5 9.5-6.5S21.5 12 21.5 12 18 18.5 12 18.5 2.5 12 2.5 12z"></path>'
+    + '<circle class="eye" cx="12" cy="12" r="3"></circle>'
+    + '<path class="slash" d="M4 4l16 16"></path></svg><span>Show</span>';
+  toggle.addEventListener('click', () => showKey(input, toggle, input.type === 'password'));
+  input.addEventListener('input', () => input.removeAttribute('aria-invalid'));
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.isComposing && !el.golive.disabled) {
+      ev.preventDefault();
+      goLive();
+    }
+  });
+  row.append(input, toggle);
+  const hint = document.createElement('p');
+  hint.className = 'help key-hint';
+  hint.id = `${id}-key-hint`;
+  hint.textContent = `Your key from ${name}'s dashboard; it is sent only to this server and never stored`;
+  panel.append(label, row, hint);
+  keyInputs.set(name, input);
+  return panel;
+}
+
+function showKey(input, toggle, show) {
+  input.type = show ? 'text' : 'password';
+  toggle.setAttribute('aria-pressed', String(show));
+}
+
+// Keys are hidden again when a broadcast starts: the page may well be on screen.
+function hideKeys() {
+  for (const input of keyInputs.values()) {
+    const toggle = input.parentElement.querySelector('.key-toggle');
+    if (toggle) showKey(input, toggle, false);
+  }
+}
+
+function syncKeyPanels() {
+  for (const box of destinationBoxes()) {
+    const panel = document.getElementById(`${box.id}-keybox`);
+    if (!panel) continue;
+    panel.hidden = !box.checked;
+    box.closest('.choice').toggleAttribute('data-expanded', box.checked);
+  }
+}
+
+// After missing_key or bad_key: put the streamer in the key field the server complained about.
+function focusKey(message) {
+  const named = sending.filter((name) => keyInputs.has(name) && chosenDestinations().includes(name));
+  const name = named.find((n) => String(message).includes(`"${n}"`)) || named[0];
+  const input = name && keyInputs.get(name);
+  if (!input) return;
+  input.setAttribute('aria-invalid', 'true');
+  input.focus();
+  input.select();
+}
+
+// ---------------------------------------------------------------- output profile
+//
+// One profile for the whole broadcast (the server encodes once). Offered: the profiles every
+// chosen destination lists. A destination without a list takes the video as it comes; one with
+// a forced `profile` makes the whole broadcast use it.
+
+const AS_CAPTURED = 'As captured (no server re-encode)';
+
+function planProfile() {
+  const chosen = chosenDestinations().map(destinationInfo).filter(Boolean);
+  const forcedBy = chosen.filter((d) => typeof d.profile === 'string' && d.profile);
+  const forced = [...new Set(forcedBy.map((d) => d.profile))];
+  if (forced.length > 1) return { kind: 'conflict', forcedBy, forced, options: [] };
+  if (forced.length === 1) return { kind: 'forced', forcedBy, chosen, forced, options: forced };
+  if (chosen.length === 0) return { kind: 'none', options: [] };
+  const plain = chosen.filter((d) => !Array.isArray(d.profiles) || d.profiles.length === 0);
+  if (plain.length) return { kind: 'captured', plain, options: [] };
+  let offered = profiles.map((p) => p.name);
+  for (const d of chosen) offered = offered.filter((n) => d.profiles.includes(n));
+  if (offered.length === 0) return { kind: 'disjoint', chosen, options: [] };
+  return { kind: 'choose', chosen, options: offered };
+}
+
+let profileOptionsShown = '';
+
+function renderProfile() {
+  if (profiles.length === 0 || !(destinations || []).some((d) => d.profile || (Array.isArray(d.profiles) && d.profiles.length))) {
+    // No destination of this server can be re-encoded to a profile: nothing to choose.
+    el.profileField.hidden = true;
+    el.profile.value = '';
+    return;
+  }
+  el.profileField.hidden = false;
+  const plan = planProfile();
+  const options = [];
+  if (plan.kind === 'conflict') options.push(['', `Can’t combine ${andList(plan.forced)}`]);
+  else if (plan.kind !== 'forced') options.push(['', AS_CAPTURED]);
+  for (const name of plan.options) options.push([name, profileLabel(name)]);
+  const shown = JSON.stringify(options);
+  if (shown !== profileOptionsShown) {
+    profileOptionsShown = shown;
+    el.profile.replaceChildren(...options.map(([value, text]) => new Option(text, value)));
+  }
+  let value = '';
+  if (plan.kind === 'forced') value = plan.forced[0];
+  else if (plan.kind === 'choose' && plan.options.includes(wantedProfile)) value = wantedProfile;
+  el.profile.value = value;
+
+  let hint = '';
+  let tone = '';
+  switch (plan.kind) {
+    case 'none':
+      hint = 'Depends on the destinations you choose.';
+      break;
+    case 'captured':
+      hint = `${andList(plan.plain.map((d) => d.name))} ${plan.plain.length > 1 ? 'take' : 'takes'} the video as it comes, so the broadcast goes as captured.`;
+      break;
+    case 'forced': {
+      const who = plan.forcedBy.map((d) => d.name);
+      hint = `${andList(who)} always ${who.length > 1 ? 'receive' : 'receives'} ${plan.forced[0]}`;
+      hint += plan.chosen.length > who.length ? `, so the whole broadcast is sent in ${plan.forced[0]}.` : '.';
+      break;
+    }
+    case 'conflict':
+      hint = `${andList(plan.forcedBy.map((d) => `${d.name} always receives ${d.profile}`))}: they can’t be combined in one broadcast.`;
+      tone = 'warn';
+      break;
+    case 'disjoint':
+      hint = `${andList(plan.chosen.map((d) => d.name))} have no quality in common, so the broadcast goes as captured.`;
+      break;
+    default:
+      hint = 'Choosing a quality makes the server re-encode the video.';
+  }
+  if (wantedProfile && value !== wantedProfile && plan.kind !== 'none' && plan.kind !== 'conflict') {
+    if (!profiles.some((p) => p.name === wantedProfile)) {
+      hint += ` “${wantedProfile}” is not a quality this server offers.`;
+    } else if (plan.kind === 'choose' || plan.kind === 'disjoint') {
+      const lacking = plan.chosen.filter((d) => !d.profiles.includes(wantedProfile)).map((d) => d.name);
+      hint += ` ${wantedProfile} is not offered for ${andList(lacking)}.`;
+    } else if (plan.kind === 'captured') {
+      hint += ` ${wantedProfile} is not offered for ${andList(plan.plain.map((d) => d.name))}.`;
+    }
+  }
+  el.profileHelp.textContent = hint;
+  if (tone) el.profileHelp.dataset.tone = tone;
+  else delete el.profileHelp.dataset.tone;
+}
+
+// "720p — 1280×720, 30 fps, 3 Mbit/s"
+function profileLabel(name) {
+  const p = profiles.find((q) => q.name === name);
+  if (!p) return name;
+  const parts = [];
+  if (p.width && p.height) parts.push(`${p.width}×${p.height}`);
+  if (p.fps) parts.push(`${p.fps} fps`);
+  if (p.video_bitrate) parts.push(mbps(p.video_bitrate));
+  return parts.length ? `${name} — ${parts.join(', ')}` : name;
+}
+
+function profileSize(name) {
+  const p = profiles.find((q) => q.name === name);
+  return p && p.width && p.height ? `${p.width}×${p.height}` : '';
+}
+
+el.profile.addEventListener('change', () => {
+  wantedProfile = el.profile.value;
+  renderProfile();
+  updateControls();
+  if (lg.state === 'ready' || lg.state === 'stopped') setStatus(readyText(), readyTone());
+});
+
 async function loadDestinations() {
   let list;
   try {
@@ -301,6 +565,8 @@ async function loadDestinations() {
     if (!res.ok) throw new Error(`the server answered ${res.status}`);
     const body = await res.json();
     list = Array.isArray(body.destinations) ? body.destinations : [];
+    profiles = Array.isArray(body.profiles)
+      ? body.profiles.filter((p) => p && typeof p.name === 'string' && p.name) : [];
   } catch (err) {
     destinationsFailed = true;
     el.destinationHelp.textContent = 'The list of destinations could not be loaded.';
@@ -317,6 +583,7 @@ async function loadDestinations() {
     return;
   }
   renderChoices(list);
+  renderProfile();
   el.destinationHelp.textContent = list.length > 1
     ? `Choose one or more${list.length > MAX_DESTINATIONS ? ` (up to ${MAX_DESTINATIONS})` : ''} — the broadcast goes to each of them at once.`
     : '';
@@ -331,6 +598,7 @@ function renderChoices(list) {
     name: d.name,
     note: d.builtin ? 'built-in' : '',
     description: d.description || '',
+    keyFromClient: d.key_from_client === true,
   }));
   for (const name of wantedDestinations) {
     if (!list.some((d) => d.name === name)) {
@@ -339,7 +607,12 @@ function renderChoices(list) {
     }
   }
   const checked = new Set(wantedDestinations.length ? wantedDestinations : list.length === 1 ? [list[0].name] : []);
-  el.destinationList.replaceChildren(...items.map((item, i) => choice(item, i, checked.has(item.name))));
+  keyInputs.clear();
+  el.destinationList.replaceChildren(...items.flatMap((item, i) => {
+    const card = choice(item, i, checked.has(item.name));
+    return item.keyFromClient ? [card, keyPanel(item.name, `destination-${i}`)] : [card];
+  }));
+  syncKeyPanels();
 }
 
 function choice(item, i, checked) {
@@ -381,7 +654,17 @@ function choice(item, i, checked) {
   return label;
 }
 
-el.destinationList.addEventListener('change', () => {
+el.destinationList.addEventListener('change', (ev) => {
+  if (ev.target.name !== 'destination') return;
+  syncKeyPanels();
+  renderProfile();
+  updateControls();
+  if (lg.state === 'ready' || lg.state === 'stopped') setStatus(readyText(), readyTone());
+});
+
+// Typing a key: Go live becomes possible once every chosen destination has one.
+el.destinationList.addEventListener('input', (ev) => {
+  if (!ev.target.classList.contains('key-input')) return;
   updateControls();
   if (lg.state === 'ready' || lg.state === 'stopped') setStatus(readyText(), readyTone());
 });
@@ -389,6 +672,7 @@ el.destinationList.addEventListener('change', () => {
 function maybeAutostart() {
   if (!autostart || autostarted) return;
   if (!stream || !destinations || chosenDestinations().length === 0 || lg.state !== 'ready') return;
+  if (blocker() !== '') return; // a key to type, or destinations that cannot go together
   autostarted = true;
   goLive();
 }
@@ -397,15 +681,21 @@ function maybeAutostart() {
 
 function goLive() {
   const chosen = chosenDestinations();
-  if (busy() || !stream || !lg.mimeType || chosen.length === 0) return;
+  if (busy() || !stream || !lg.mimeType || chosen.length === 0 || blocker() !== '') return;
   sending = chosen;
-  Object.assign(lg, { bytesSent: 0, chunksSent: 0, ready: null, lastStats: null, lastError: null, destinations: {} });
+  sendingProfile = !el.profileField.hidden ? el.profile.value : '';
+  Object.assign(lg, {
+    bytesSent: 0, chunksSent: 0, ready: null, lastStats: null, lastError: null, destinations: {}, profile: sendingProfile,
+  });
+  hideKeys();
   userStopped = false;
   setState('connecting');
   setStatus('Connecting…', 'busy');
   resetHealth();
 
-  const p = publish(stream, { destinations: chosen, mimeType: lg.mimeType });
+  const p = publish(stream, {
+    destinations: chosen, mimeType: lg.mimeType, profile: sendingProfile, keys: chosenKeys(),
+  });
   pub = p;
   const mine = (fn) => (ev) => { if (pub === p) fn(ev); };
 
@@ -455,6 +745,8 @@ function goLive() {
     fail(code, message, errorText(d));
     renderHealth();
     renderDestinations();
+    if (code === 'missing_key' || code === 'bad_key') focusKey(message);
+    else if ((code === 'profile_not_allowed' || code === 'unknown_profile') && !el.profile.disabled) el.profile.focus();
   }));
 }
 
@@ -532,9 +824,17 @@ function resetHealth() {
 
 function renderFormat(ready) {
   el.sessionId.textContent = ready.session ? `Session ${ready.session}` : '';
-  el.statVideo.textContent = ready.video === 'passthrough' ? 'Passthrough' : ready.video === 'transcode' ? 'Transcode' : '—';
   const [video, audio] = codecNames(lg.mimeType);
-  el.statVideoDetail.textContent = ready.video === 'passthrough' ? `${video}, untouched` : `${video} → H.264`;
+  if (ready.video === 'transcode' && sendingProfile) {
+    // Resized to the chosen profile (even H.264 is then encoded again).
+    el.statVideo.textContent = 'Re-encoded';
+    const size = profileSize(sendingProfile);
+    el.statVideoDetail.textContent = `to ${sendingProfile}${size ? ` · ${size}` : ''}`;
+  } else {
+    el.statVideo.textContent = ready.video === 'passthrough' ? 'Passthrough' : ready.video === 'transcode' ? 'Transcode' : '—';
+    el.statVideoDetail.textContent = ready.video === 'passthrough' ? `${video}, untouched`
+      : video === 'H.264' ? 'H.264, encoded again' : `${video} → H.264`;
+  }
   el.statAudio.textContent = `· audio ${ready.audio === 'transcode' ? `${audio} → AAC` : audio}`;
   el.statMime.textContent = lg.mimeType || '—';
 }
@@ -750,6 +1050,17 @@ function bytes(n) {
   if (n < 1e6) return `${(n / 1e3).toFixed(0)} kB`;
   if (n < 1e9) return `${(n / 1e6).toFixed(1)} MB`;
   return `${(n / 1e9).toFixed(2)} GB`;
+}
+
+// 3000000 → "3 Mbit/s", 1200000 → "1.2 Mbit/s", 800000 → "800 kbit/s"
+function mbps(bitsPerSecond) {
+  if (bitsPerSecond < 1e6) return `${Math.round(bitsPerSecond / 1000)} kbit/s`;
+  return `${+(bitsPerSecond / 1e6).toFixed(1)} Mbit/s`;
+}
+
+// "a", "a and b", "a, b and c"
+function andList(items) {
+  return items.length > 1 ? `${items.slice(0, -1).join(', ')} and ${items.at(-1)}` : items.join('');
 }
 
 function num(n) {
