@@ -489,9 +489,7 @@ func (s *Session) startPublishing(pass []*media.Track, encs map[*media.Track]*tr
 	for _, e := range encs {
 		out = append(out, e.OutputTracks()...)
 	}
-	for _, t := range pass {
-		out = append(out, t)
-	}
+	out = append(out, pass...)
 	// Video first, as RTMP servers expect.
 	var tracks []*media.Track
 	for _, t := range out {
