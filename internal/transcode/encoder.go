@@ -98,6 +98,10 @@ func (e *Encoder) Start(ctx context.Context) error {
 }
 
 func (e *Encoder) startProcess() (*Process, error) {
+	// Hold the lock while ffmpeg starts: WritePacket waits rather than
+	// dropping what comes meanwhile.
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	p := &Process{Path: e.Path, Options: e.Options, Log: e.Log}
 	if err := p.Start(); err != nil {
 		return nil, err
@@ -107,9 +111,7 @@ func (e *Encoder) startProcess() (*Process, error) {
 		p.Close(0)
 		return nil, err
 	}
-	e.mu.Lock()
 	e.cur, e.mkv = p, mkv
-	e.mu.Unlock()
 	return p, nil
 }
 
