@@ -108,3 +108,22 @@ func (p *Packet) Size() int {
 	}
 	return n
 }
+
+// CodecString is the track's codec as RFC 6381 writes it in a MIME type's
+// codecs parameter, as Media Source Extensions expect it: "avc1.42c01f"
+// (profile_idc, the constraint flags and level_idc of the SPS, in hex) for
+// H.264, "mp4a.40.2" (the audio object type) for AAC. It is "" for other
+// codecs and for a track without its parameters.
+func (t *Track) CodecString() string {
+	switch t.Codec {
+	case CodecH264:
+		if len(t.SPS) >= 4 {
+			return fmt.Sprintf("avc1.%02x%02x%02x", t.SPS[1], t.SPS[2], t.SPS[3])
+		}
+	case CodecAAC:
+		if t.AAC != nil && t.AAC.Type > 0 {
+			return fmt.Sprintf("mp4a.40.%d", int(t.AAC.Type))
+		}
+	}
+	return ""
+}

@@ -1,9 +1,12 @@
 // Package receiver is livegate's built-in RTMP server: the default
 // destination, so that livegate works on a machine with nothing else
-// installed, and a report of what arrived (codecs, size, frames, timing).
+// installed, a report of what arrived (codecs, size, frame rate, bit rate,
+// A/V offset, arrival delay), and watch-back: a live stream's packets for
+// whoever wants to see what an RTMP player would get.
 package receiver
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +35,9 @@ type Receiver struct {
 	// Listen is the TCP address, for example 127.0.0.1:1935.
 	Listen string
 	Log    *slog.Logger
+	// MaxWatchers bounds the watchers of one stream (Watch); 0 means
+	// DefaultMaxWatchers.
+	MaxWatchers int
 
 	ln      net.Listener
 	wg      sync.WaitGroup
@@ -115,65 +121,115 @@ func (r *Receiver) handle(conn net.Conn) error {
 	if !sc.Publish {
 		return errors.New("playing is not offered by the built-in receiver")
 	}
-	rd := &gortmplib.Reader{Conn: sc}
+	tc := &timedConn{Conn: sc}
+	rd := &gortmplib.Reader{Conn: tc}
 	if err := rd.Initialize(); err != nil {
 		return fmt.Errorf("read stream header: %w", err)
 	}
 	_ = conn.SetDeadline(time.Time{})
 
-	st := &streamState{Stream: Stream{
-		Path:      strings.TrimPrefix(sc.URL.Path, "/"),
-		Active:    true,
-		StartedAt: time.Now(),
-	}}
-	r.addStream(st)
-	defer func() {
-		st.mu.Lock()
-		st.Active = false
-		st.Bytes = sc.BytesReceived()
-		st.mu.Unlock()
-	}()
-	r.Log.Info("receiving", "path", st.Path, "remote", conn.RemoteAddr().String())
-
+	maxWatchers := r.MaxWatchers
+	if maxWatchers <= 0 {
+		maxWatchers = DefaultMaxWatchers
+	}
+	st := newStreamState(strings.TrimPrefix(sc.URL.Path, "/"), maxWatchers)
 	for _, t := range rd.Tracks() {
 		switch c := t.Codec.(type) {
 		case *codecs.H264:
 			v := &VideoInfo{Codec: "H264"}
-			var sps h264.SPS
-			if err := sps.Unmarshal(c.SPS); err == nil {
-				v.Profile = media.H264ProfileName(&sps)
-				v.Level = media.H264Level(&sps)
-				v.Width, v.Height = sps.Width(), sps.Height()
-			}
+			track := h264Track(c.SPS, c.PPS)
+			v.Profile, v.Level, v.Width, v.Height = h264Format(c.SPS)
 			st.setVideo(v)
-			rd.OnDataH264(t, func(pts, _ time.Duration, au [][]byte) {
+			st.video = track
+			rd.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) {
 				// gortmplib hands the sequence header (SPS and PPS, at
-				// time 0) over as an access unit too: it is not a frame.
+				// time 0 and whenever the publisher sends it again)
+				// over as an access unit too: it is not a frame.
 				if !hasPicture(au) {
+					if sps, pps := paramSets(au); sps != nil && pps != nil &&
+						(!bytes.Equal(sps, track.SPS) || !bytes.Equal(pps, track.PPS)) {
+						track = h264Track(sps, pps)
+						st.setVideoFormat(h264Format(sps))
+						st.changeVideo(track)
+					}
 					return
 				}
-				st.onVideo(pts, h264.IsRandomAccess(au), sc.BytesReceived())
+				key := h264.IsRandomAccess(au)
+				st.onVideo(pts, dts, key, tc.current())
+				if st.hasWatchers() {
+					st.deliver(&media.Packet{Track: track, PTS: pts, DTS: dts, Key: key, AU: au})
+				}
 			})
 		case *codecs.MPEG4Audio:
 			a := &AudioInfo{Codec: "AAC"}
+			var track *media.Track
 			if c.Config != nil {
 				a.SampleRate = c.Config.SampleRate
 				a.Channels = int(c.Config.ChannelConfig)
+				track = &media.Track{Codec: media.CodecAAC, AAC: c.Config, SampleRate: a.SampleRate, Channels: a.Channels}
 			}
 			st.setAudio(a)
-			rd.OnDataMPEG4Audio(t, func(pts time.Duration, _ []byte) {
-				st.onAudio(pts, sc.BytesReceived())
+			st.audio = track
+			rd.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) {
+				st.onAudio(pts, tc.current())
+				if track != nil && st.hasWatchers() {
+					st.deliver(&media.Packet{Track: track, PTS: pts, DTS: pts, Key: true, Data: au})
+				}
 			})
 		default:
 			st.addOther(fmt.Sprintf("%T", t.Codec))
 		}
 	}
+	// Reported (and watchable) once its tracks are known.
+	r.addStream(st)
+	defer func() { st.end(sc.BytesReceived()) }()
+	r.Log.Info("receiving", "path", st.Path, "remote", conn.RemoteAddr().String())
+
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(readTimeout))
-		if err := rd.Read(); err != nil {
+		err := rd.Read()
+		tc.consumed()
+		if err != nil {
 			return err
 		}
 	}
+}
+
+// h264Track is the watch-back track of these parameter sets.
+func h264Track(sps, pps []byte) *media.Track {
+	t := &media.Track{Codec: media.CodecH264, SPS: sps, PPS: pps}
+	_, _, t.Width, t.Height = h264Format(sps)
+	return t
+}
+
+// h264Format reads profile, level and size out of an SPS (zero values when
+// it cannot be read).
+func h264Format(sps []byte) (profile, level string, width, height int) {
+	var s h264.SPS
+	if err := s.Unmarshal(sps); err != nil {
+		return "", "", 0, 0
+	}
+	return media.H264ProfileName(&s), media.H264Level(&s), s.Width(), s.Height()
+}
+
+// paramSets finds the first SPS and PPS of an access unit.
+func paramSets(au [][]byte) (sps, pps []byte) {
+	for _, nalu := range au {
+		if len(nalu) == 0 {
+			continue
+		}
+		switch h264.NALUType(nalu[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			if sps == nil {
+				sps = nalu
+			}
+		case h264.NALUTypePPS:
+			if pps == nil {
+				pps = nalu
+			}
+		}
+	}
+	return sps, pps
 }
 
 // hasPicture tells whether an H.264 access unit holds a coded slice.
@@ -218,99 +274,4 @@ func (r *Receiver) Streams() []Stream {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].StartedAt.After(out[j].StartedAt) })
 	return out
-}
-
-// Stream is the report of one received stream (JSON at /api/v1/receiver).
-type Stream struct {
-	Path       string     `json:"path"`
-	Active     bool       `json:"active"`
-	Video      *VideoInfo `json:"video,omitempty"`
-	Audio      *AudioInfo `json:"audio,omitempty"`
-	Other      []string   `json:"other_tracks,omitempty"`
-	Bytes      uint64     `json:"bytes"`
-	FirstPTSms int64      `json:"first_pts_ms"`
-	LastPTSms  int64      `json:"last_pts_ms"`
-	StartedAt  time.Time  `json:"started_at"`
-	UpdatedAt  time.Time  `json:"updated_at"`
-}
-
-// VideoInfo describes the video track received.
-type VideoInfo struct {
-	Codec     string `json:"codec"`
-	Profile   string `json:"profile,omitempty"`
-	Level     string `json:"level,omitempty"`
-	Width     int    `json:"width"`
-	Height    int    `json:"height"`
-	Frames    uint64 `json:"frames"`
-	KeyFrames uint64 `json:"key_frames"`
-}
-
-// AudioInfo describes the audio track received.
-type AudioInfo struct {
-	Codec      string `json:"codec"`
-	SampleRate int    `json:"sample_rate"`
-	Channels   int    `json:"channels"`
-	Frames     uint64 `json:"frames"`
-}
-
-type streamState struct {
-	mu      sync.Mutex
-	havePTS bool
-	Stream
-}
-
-func (s *streamState) active() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Active
-}
-
-func (s *streamState) snapshot() Stream {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.Stream
-	if s.Video != nil {
-		v := *s.Video
-		c.Video = &v
-	}
-	if s.Audio != nil {
-		a := *s.Audio
-		c.Audio = &a
-	}
-	c.Other = append([]string(nil), s.Other...)
-	return c
-}
-
-func (s *streamState) setVideo(v *VideoInfo) { s.mu.Lock(); s.Video = v; s.mu.Unlock() }
-func (s *streamState) setAudio(a *AudioInfo) { s.mu.Lock(); s.Audio = a; s.mu.Unlock() }
-func (s *streamState) addOther(n string)     { s.mu.Lock(); s.Other = append(s.Other, n); s.mu.Unlock() }
-
-func (s *streamState) onVideo(pts time.Duration, key bool, bytes uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.Video.Frames++
-	if key {
-		s.Video.KeyFrames++
-	}
-	s.seen(pts, bytes)
-}
-
-func (s *streamState) onAudio(pts time.Duration, bytes uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.Audio.Frames++
-	s.seen(pts, bytes)
-}
-
-func (s *streamState) seen(pts time.Duration, bytes uint64) {
-	ms := pts.Milliseconds()
-	if !s.havePTS || ms < s.FirstPTSms {
-		s.FirstPTSms = ms
-	}
-	if !s.havePTS || ms > s.LastPTSms {
-		s.LastPTSms = ms
-	}
-	s.havePTS = true
-	s.Bytes = bytes
-	s.UpdatedAt = time.Now()
 }

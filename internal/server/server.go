@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/livegate/livegate/internal/receiver"
@@ -54,6 +55,13 @@ type Server struct {
 	srv  *http.Server
 	done chan struct{}
 	err  error
+
+	// Watch-back WebSockets are hijacked, so Shutdown does not wait for
+	// them: Close cancels ctx and waits for them itself.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	watchMu sync.Mutex // orders watches.Add against Close
+	watches sync.WaitGroup
 }
 
 // Initialize listens and starts serving.
@@ -72,6 +80,7 @@ func (s *Server) Initialize() error {
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
 	}
 	s.done = make(chan struct{})
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go func() { // owned by Server: Close waits for it
 		defer close(s.done)
 		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -85,10 +94,15 @@ func (s *Server) Initialize() error {
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Close stops accepting requests and waits up to the context's deadline for
-// those in flight. WebSockets are hijacked: their handler ends them.
+// those in flight. It ends the watch-back WebSockets and waits for them;
+// the publish WebSockets are hijacked: their handler ends them.
 func (s *Server) Close(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	<-s.done
+	s.watchMu.Lock()
+	s.cancel()
+	s.watchMu.Unlock()
+	s.watches.Wait()
 	if s.err != nil {
 		return s.err
 	}
@@ -115,6 +129,9 @@ func (s *Server) routes() http.Handler {
 		}
 		writeJSON(w, map[string]any{"streams": s.Receiver.Streams()})
 	})
+	if s.Receiver != nil {
+		mux.HandleFunc("GET /api/v1/watch", s.watch)
+	}
 	mux.Handle("GET /api/v1/publish", s.Publish)
 	return mux
 }

@@ -136,6 +136,7 @@ func TestEndpoints(t *testing.T) {
 		{"health", http.MethodGet, "/healthz", http.StatusOK, []string{"ok"}},
 		{"publish reaches its handler", http.MethodGet, "/api/v1/publish", http.StatusTeapot, nil},
 		{"receiver disabled", http.MethodGet, "/api/v1/receiver", http.StatusNotFound, []string{"receiver is disabled"}},
+		{"no watch without a receiver", http.MethodGet, "/api/v1/watch?path=live/local", http.StatusNotFound, nil},
 		{"unknown file", http.MethodGet, "/nothing-here.js", http.StatusNotFound, nil},
 		{"post health", http.MethodPost, "/healthz", http.StatusMethodNotAllowed, nil},
 		{"post destinations", http.MethodPost, "/api/v1/destinations", http.StatusMethodNotAllowed, nil},

@@ -49,6 +49,12 @@ const el = {
   destStates: $('dest-states'),
   receiver: $('receiver'),
   receiverStreams: $('receiver-streams'),
+  watch: $('watch'),
+  watchTitle: $('watch-title'),
+  watchStop: $('watch-stop'),
+  watchStopText: $('watch-stop-text'),
+  watchVideo: $('watch-video'),
+  watchStatus: $('watch-status'),
 };
 
 const params = new URLSearchParams(location.search);
@@ -922,8 +928,6 @@ setInterval(() => {
 
 // ---------------------------------------------------------------- built-in receiver
 
-const receiverSeen = new Map(); // path → {bytes, time}, for a rate between polls
-
 async function pollReceiver() {
   let body;
   try {
@@ -935,6 +939,7 @@ async function pollReceiver() {
     if (!res.ok) throw new Error(String(res.status));
     body = await res.json();
   } catch {
+    streamCards.clear();
     el.receiverStreams.replaceChildren(paragraph('The receiver is not reachable right now.', 'empty'));
     setTimeout(pollReceiver, 2000);
     return;
@@ -944,63 +949,328 @@ async function pollReceiver() {
   setTimeout(pollReceiver, 2000);
 }
 
+// One card per stream, kept from one poll to the next (so that a focused Watch back button
+// keeps its focus), keyed by path and start time.
+const streamCards = new Map(); // key → {card, chip, dl, button, stream}
+
 function renderReceiver(streams) {
   if (streams.length === 0) {
+    streamCards.clear();
     el.receiverStreams.replaceChildren(paragraph('Nothing received yet.', 'empty'));
     return;
   }
-  const now = performance.now();
+  const keys = new Set();
   const cards = streams.map((s) => {
-    const prev = receiverSeen.get(s.path);
-    let rate = null;
-    if (prev && s.active && now > prev.time && s.bytes >= prev.bytes) {
-      rate = ((s.bytes - prev.bytes) * 8) / ((now - prev.time) / 1000);
+    const key = `${s.path}\n${s.started_at}`;
+    keys.add(key);
+    let c = streamCards.get(key);
+    if (!c) {
+      c = streamCard(s);
+      streamCards.set(key, c);
     }
-    receiverSeen.set(s.path, { bytes: s.bytes, time: now });
-
-    const card = document.createElement('article');
-    card.className = 'stream';
-    const head = document.createElement('div');
-    head.className = 'stream-head';
-    const title = document.createElement('h3');
-    title.className = 'stream-path';
-    title.textContent = s.path;
-    const chip = document.createElement('span');
-    chip.className = 'chip';
-    chip.dataset.state = s.active ? 'live' : 'ended';
-    chip.textContent = s.active ? 'Receiving' : 'Ended';
-    head.append(title, chip);
-
-    const dl = document.createElement('dl');
-    dl.className = 'facts';
-    const durationMs = Math.max(0, (s.last_pts_ms || 0) - (s.first_pts_ms || 0));
-    const seconds = durationMs / 1000;
-    const v = s.video;
-    const a = s.audio;
-    if (v) {
-      addFact(dl, 'Video', [codecName(v.codec), v.width && v.height ? `${v.width}×${v.height}` : ''].filter(Boolean).join(' · '));
-      addFact(dl, 'Profile', [v.profile, v.level].filter(Boolean).join(' ') || '—');
-      addFact(dl, 'Frames', `${num(v.frames)}${seconds > 0 ? ` · ${Math.round(v.frames / seconds)} fps` : ''}`);
-      addFact(dl, 'Key frames', v.key_frames > 1 && seconds > 0
-        ? `every ${(seconds / (v.key_frames - 1)).toFixed(1)} s` : num(v.key_frames));
-    } else {
-      addFact(dl, 'Video', 'none');
-    }
-    addFact(dl, 'Audio', a ? [codecName(a.codec), a.sample_rate ? `${+(a.sample_rate / 1000).toFixed(1)} kHz` : '', channels(a.channels)]
-      .filter(Boolean).join(' · ') : 'none');
-    addFact(dl, 'Duration', clock(durationMs));
-    addFact(dl, 'Received', bytes(s.bytes));
-    addFact(dl, 'Bit rate', rate !== null ? kbps(rate) : '—');
-    card.append(head, dl);
-    return card;
+    c.stream = s;
+    fillStreamCard(c, s);
+    return c.card;
   });
-  el.receiverStreams.replaceChildren(...cards);
+  for (const key of [...streamCards.keys()]) if (!keys.has(key)) streamCards.delete(key);
+  const shown = [...el.receiverStreams.children];
+  if (shown.length !== cards.length || cards.some((c, i) => shown[i] !== c)) {
+    el.receiverStreams.replaceChildren(...cards);
+  }
+  updateWatchButtons();
 }
 
-function addFact(dl, term, value) {
+function streamCard(s) {
+  const card = document.createElement('article');
+  card.className = 'stream';
+  const head = document.createElement('div');
+  head.className = 'stream-head';
+  const title = document.createElement('h3');
+  title.className = 'stream-path';
+  title.textContent = s.path;
+  const chip = document.createElement('span');
+  chip.className = 'chip';
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'btn btn-secondary btn-small watch-button';
+  button.setAttribute('aria-controls', 'watch');
+  button.dataset.path = s.path;
+  button.addEventListener('click', () => startWatch(s.path, button));
+  head.append(title, chip, button);
+  const dl = document.createElement('dl');
+  dl.className = 'facts';
+  card.append(head, dl);
+  return { card, chip, dl, button, stream: s };
+}
+
+function fillStreamCard(c, s) {
+  c.chip.dataset.state = s.active ? 'live' : 'ended';
+  c.chip.textContent = s.active ? 'Receiving' : 'Ended';
+  const dl = document.createElement('dl');
+  const durationMs = Math.max(0, (s.last_pts_ms || 0) - (s.first_pts_ms || 0));
+  const seconds = durationMs / 1000;
+  const v = s.video;
+  const a = s.audio;
+  if (v) {
+    addFact(dl, 'Video', [codecName(v.codec), v.width && v.height ? `${v.width}×${v.height}` : ''].filter(Boolean).join(' · '));
+    addFact(dl, 'Profile', [v.profile, v.level].filter(Boolean).join(' ') || '—');
+    addFact(dl, 'Frame rate', v.fps > 0 ? `${+v.fps.toFixed(2)} fps` : '—');
+    addFact(dl, 'Frames', num(v.frames));
+    addFact(dl, 'Key frames', v.key_frames > 1 && seconds > 0
+      ? `every ${(seconds / (v.key_frames - 1)).toFixed(1)} s` : num(v.key_frames));
+  } else {
+    addFact(dl, 'Video', 'none');
+  }
+  addFact(dl, 'Audio', a ? [codecName(a.codec), a.sample_rate ? `${+(a.sample_rate / 1000).toFixed(1)} kHz` : '', channels(a.channels)]
+    .filter(Boolean).join(' · ') : 'none');
+  addFact(dl, 'Bit rate', s.active && typeof s.bitrate === 'number' ? kbps(s.bitrate) : '—');
+  // First audio minus first video timestamp: + when the sound starts after the picture.
+  addFact(dl, 'A/V offset', typeof s.av_offset_ms === 'number' ? signedMs(s.av_offset_ms) : '—',
+    'First audio timestamp minus first video timestamp');
+  // How much later than its timestamps the media arrives, against its best moment.
+  addFact(dl, 'Arrival delay', s.active && typeof s.delay_ms === 'number' ? `${num(s.delay_ms)} ms` : '—',
+    'How much later than its timestamps the media arrives now, compared with the earliest it arrived');
+  addFact(dl, 'Duration', clock(durationMs));
+  addFact(dl, 'Received', bytes(s.bytes));
+  c.dl.replaceChildren(...dl.children);
+}
+
+// "+12 ms", "−40 ms", "0 ms"
+function signedMs(ms) {
+  if (ms === 0) return '0 ms';
+  return `${ms > 0 ? '+' : '−'}${num(Math.abs(ms))} ms`;
+}
+
+// ---------------------------------------------------------------- watch-back
+//
+// What the receiver got, played in the page as an RTMP viewer would see it: the server sends
+// fragmented MP4 over a WebSocket (GET /api/v1/watch?path=…): a JSON {type: 'init', mime},
+// the init segment, then a fragment about every 200 ms; the page appends them to a
+// SourceBuffer (Media Source Extensions) in order.
+
+const WATCH_KEEP_S = 30; // seconds of media kept behind the playhead
+const WATCH_MAX_LAG_S = 1.5; // further behind the newest media than this, jump to it
+const WATCH_EDGE_S = 0.3; // where a jump lands, before the newest media
+const WATCH_MAX_QUEUE = 150; // fragments (about 30 s) waiting to be appended before giving up
+
+// window.__livegate.watch: state is off | connecting | playing | ended | error
+lg.watch = { state: 'off', path: '', message: '' };
+let watching = null; // the current watch: {path, ws, ms, sb, queue, timer, ended, button}
+
+function watchable(s) {
+  return s.active && ((s.video && s.video.codec === 'H264') || (s.audio && s.audio.codec === 'AAC'));
+}
+
+function updateWatchButtons() {
+  const busyWatching = lg.watch.state === 'connecting' || lg.watch.state === 'playing';
+  for (const c of streamCards.values()) {
+    const mine = busyWatching && watching && watching.path === c.stream.path && c.stream.active;
+    c.button.hidden = !watchable(c.stream);
+    c.button.disabled = mine;
+    const text = mine ? 'Watching' : 'Watch back';
+    if (c.button.textContent !== text) c.button.textContent = text;
+    c.button.setAttribute('aria-label', `${text} ${c.stream.path}`);
+  }
+}
+
+function setWatch(state, message = '', tone = 'info') {
+  lg.watch = { state, path: watching ? watching.path : lg.watch.path, message };
+  if (el.watchStatus.textContent !== message) el.watchStatus.textContent = message;
+  el.watchStatus.dataset.tone = tone;
+  el.watchStopText.textContent = state === 'connecting' || state === 'playing' ? 'Stop watching' : 'Close';
+  updateWatchButtons();
+}
+
+function startWatch(path, button) {
+  endWatch();
+  const w = { path, ws: null, ms: null, sb: null, queue: [], timer: 0, ended: false, button, playing: false };
+  watching = w;
+  el.watch.hidden = false;
+  el.watchTitle.textContent = `Watching back ${path}`;
+  if (!('MediaSource' in window)) {
+    setWatch('error', 'This browser cannot play the stream back here (it has no Media Source Extensions)', 'error');
+    return;
+  }
+  setWatch('connecting', 'Connecting to the receiver…', 'busy');
+  // Focus follows to the panel's button: the Watch back button is disabled while watching.
+  if (document.activeElement === button) el.watchStop.focus();
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(`${scheme}//${location.host}/api/v1/watch?path=${encodeURIComponent(path)}`);
+  ws.binaryType = 'arraybuffer';
+  w.ws = ws;
+  ws.addEventListener('message', (ev) => {
+    if (watching !== w) return;
+    if (typeof ev.data === 'string') {
+      watchInit(w, ev.data);
+      return;
+    }
+    w.queue.push(ev.data);
+    if (w.queue.length > WATCH_MAX_QUEUE) {
+      failWatch(w, 'The page fell too far behind the stream — press Watch back to start again');
+      return;
+    }
+    pump(w);
+  });
+  ws.addEventListener('close', (ev) => {
+    if (watching !== w) return;
+    w.ws = null;
+    watchClosed(w, ev);
+  });
+  w.timer = setInterval(() => keepLive(w), 500);
+}
+
+function watchInit(w, text) {
+  let msg;
+  try {
+    msg = JSON.parse(text);
+  } catch {
+    msg = null;
+  }
+  if (!msg || msg.type !== 'init' || typeof msg.mime !== 'string') {
+    failWatch(w, 'The server sent something this page does not understand');
+    return;
+  }
+  if (!MediaSource.isTypeSupported(msg.mime)) {
+    failWatch(w, `This browser cannot play this stream back (${msg.mime})`);
+    return;
+  }
+  const ms = new MediaSource();
+  w.ms = ms;
+  ms.addEventListener('sourceopen', () => {
+    if (watching !== w) return;
+    URL.revokeObjectURL(el.watchVideo.src);
+    try {
+      w.sb = ms.addSourceBuffer(msg.mime);
+      w.sb.mode = 'segments'; // the fragments carry their own times
+    } catch (err) {
+      failWatch(w, `This browser cannot play this stream back (${err.message || err.name})`);
+      return;
+    }
+    w.sb.addEventListener('updateend', () => pump(w));
+    setWatch('connecting', 'Starting the picture…', 'busy');
+    pump(w);
+  }, { once: true });
+  el.watchVideo.src = URL.createObjectURL(ms);
+}
+
+// Appends the next fragment once the SourceBuffer is idle; trims old media first.
+function pump(w) {
+  if (watching !== w || !w.sb || w.sb.updating) return;
+  const v = el.watchVideo;
+  const b = w.sb.buffered;
+  if (b.length && v.currentTime - b.start(0) > WATCH_KEEP_S + 5) {
+    w.sb.remove(b.start(0), v.currentTime - WATCH_KEEP_S); // updateend pumps again
+    return;
+  }
+  const next = w.queue.shift();
+  if (!next) {
+    if (w.ended && w.ms.readyState === 'open') w.ms.endOfStream();
+    keepLive(w);
+    return;
+  }
+  try {
+    w.sb.appendBuffer(next);
+  } catch (err) {
+    if (err.name === 'QuotaExceededError' && b.length && v.currentTime - b.start(0) > 2) {
+      w.queue.unshift(next);
+      w.sb.remove(b.start(0), v.currentTime - 1);
+      return;
+    }
+    failWatch(w, `The browser could not take the stream (${err.message || err.name})`);
+  }
+}
+
+// Keeps the playhead near the newest media: at the start, after a gap, and whenever playback
+// has fallen more than WATCH_MAX_LAG_S behind (a stall, a background tab).
+function keepLive(w) {
+  if (watching !== w || !w.sb) return;
+  const v = el.watchVideo;
+  const b = w.sb.buffered;
+  if (!b.length) return;
+  const end = b.end(b.length - 1);
+  let inside = false;
+  for (let i = 0; i < b.length; i++) {
+    if (v.currentTime >= b.start(i) && v.currentTime < b.end(i)) inside = true;
+  }
+  if (!inside || (!v.paused && end - v.currentTime > WATCH_MAX_LAG_S)) {
+    v.currentTime = Math.max(b.start(b.length - 1), end - WATCH_EDGE_S);
+  }
+  if (!w.playing) {
+    w.playing = true;
+    v.play().catch(() => {}); // muted: allowed; the controls are there otherwise
+    setWatch('playing', `Playing ${w.path} as the receiver gets it`, 'ok');
+  }
+}
+
+function watchClosed(w, ev) {
+  if (ev.code === 1000) {
+    // Play what is still queued, then stop.
+    w.ended = true;
+    pump(w);
+    stopTimer(w);
+    setWatch('ended', 'The stream ended', 'info');
+    return;
+  }
+  let message = ev.reason ? capitalize(ev.reason) : '';
+  if (!message) {
+    message = ev.code === 1001 ? 'livegate is shutting down'
+      : lg.watch.state === 'connecting' && !w.sb ? 'Could not connect to the receiver — the stream may have ended'
+        : 'The connection to the server was lost';
+  }
+  failWatch(w, message);
+}
+
+function failWatch(w, message) {
+  if (watching !== w) return;
+  if (w.ws) {
+    w.ws.close(1000);
+    w.ws = null;
+  }
+  stopTimer(w);
+  setWatch('error', message, 'error');
+}
+
+function stopTimer(w) {
+  clearInterval(w.timer);
+  w.timer = 0;
+}
+
+// Ends the current watch, if any, and lets go of its media.
+function endWatch() {
+  const w = watching;
+  if (!w) return;
+  watching = null;
+  stopTimer(w);
+  if (w.ws) w.ws.close(1000);
+  const v = el.watchVideo;
+  v.pause();
+  v.removeAttribute('src');
+  v.load();
+}
+
+function stopWatching() {
+  const w = watching;
+  const inPanel = el.watch.contains(document.activeElement);
+  endWatch();
+  el.watch.hidden = true;
+  setWatch('off');
+  if (inPanel && w && w.button && w.button.isConnected && !w.button.hidden) w.button.focus();
+}
+
+el.watchStop.addEventListener('click', () => stopWatching());
+el.watchVideo.addEventListener('error', () => {
+  if (watching && el.watchVideo.error) {
+    failWatch(watching, `The browser could not play the stream (${el.watchVideo.error.message || `error ${el.watchVideo.error.code}`})`);
+  }
+});
+el.watchVideo.addEventListener('play', () => { if (watching) keepLive(watching); });
+window.addEventListener('pagehide', () => endWatch());
+
+function addFact(dl, term, value, description = '') {
   const div = document.createElement('div');
   const dt = document.createElement('dt');
   dt.textContent = term;
+  if (description) dt.title = description;
   const dd = document.createElement('dd');
   dd.textContent = value;
   div.append(dt, dd);
