@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,24 @@ import (
 
 	"github.com/livegate/livegate/internal/media"
 )
+
+// Why a connection ended. Their text is what the browser is told; the
+// wrapped error, with the destination's address, stays in the logs.
+var (
+	ErrConnect = errors.New("could not connect to the destination")
+	ErrRefused = errors.New("the destination refused the stream (check the stream key)")
+	ErrLost    = errors.New("the connection to the destination was lost")
+)
+
+// reason is what the browser is told about err.
+func reason(err error) string {
+	for _, e := range []error{ErrConnect, ErrRefused, ErrLost} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "the destination failed"
+}
 
 // State is where a publisher is in its life.
 type State string
@@ -49,6 +68,10 @@ const (
 	// A destination that was live is retried for this long before it is
 	// declared failed.
 	maxOutage = 2 * time.Minute
+	// minStable is how long a connection must last to count as live.
+	minStable = 5 * time.Second
+	// maxQueueBytes bounds a destination's queue whatever the frame sizes.
+	maxQueueBytes = 32 << 20
 )
 
 // Publisher publishes to one destination.
@@ -71,6 +94,9 @@ type Publisher struct {
 	queue    chan *media.Packet
 	done     chan struct{}
 	dropped  atomic.Uint64
+	queued   atomic.Int64 // bytes in the queue
+	needKey  atomic.Bool  // dropping until a video key frame
+	hasVideo bool
 	written  atomic.Uint64
 	bytesOut atomic.Uint64
 }
@@ -92,6 +118,9 @@ func (p *Publisher) Initialize(ctx context.Context) error {
 	}
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	p.queue = make(chan *media.Packet, n)
+	for _, t := range p.Tracks {
+		p.hasVideo = p.hasVideo || t.Codec.IsVideo()
+	}
 	p.done = make(chan struct{})
 	go p.run()
 	return nil
@@ -99,13 +128,37 @@ func (p *Publisher) Initialize(ctx context.Context) error {
 
 // Push queues a packet without blocking. When the queue is full the packet
 // is dropped and counted, and Push returns false.
+//
+// After a drop, video would be broken until the next key frame: so from a
+// drop on, everything is dropped until a video key frame fits.
 func (p *Publisher) Push(pkt *media.Packet) bool {
+	if p.needKey.Load() {
+		if !pkt.Track.Codec.IsVideo() || !pkt.Key {
+			p.dropped.Add(1)
+			return false
+		}
+	}
+	size := int64(pkt.Size())
+	if p.queued.Add(size) > maxQueueBytes {
+		p.queued.Add(-size)
+		p.drop()
+		return false
+	}
 	select {
 	case p.queue <- pkt:
+		p.needKey.Store(false)
 		return true
 	default:
-		p.dropped.Add(1)
+		p.queued.Add(-size)
+		p.drop()
 		return false
+	}
+}
+
+func (p *Publisher) drop() {
+	p.dropped.Add(1)
+	if p.hasVideo {
+		p.needKey.Store(true)
 	}
 }
 
@@ -144,6 +197,7 @@ func (p *Publisher) run() {
 	var attempts int
 	var downSince time.Time
 	for {
+		began := time.Now()
 		live, err := p.runOnce()
 		switch {
 		case err == nil:
@@ -154,17 +208,20 @@ func (p *Publisher) run() {
 			p.OnState(StateEnded, "")
 			return
 		}
-		if live {
+		// A connection counts as live only if it held: a server that takes
+		// the stream and drops it at once (a wrong key, often) must end
+		// up failed, not flap between live and reconnecting forever.
+		if live && time.Since(began) >= minStable {
 			everLive, attempts, downSince, backoff = true, 0, time.Now(), first
 		}
 		attempts++
 		if (!everLive && attempts >= firstAttempts) || (everLive && time.Since(downSince) > maxOutage) {
 			p.Log.Warn("publish failed", "error", err, "attempts", attempts)
-			p.OnState(StateFailed, err.Error())
+			p.OnState(StateFailed, reason(err))
 			return
 		}
 		p.Log.Warn("publish interrupted; reconnecting", "error", err, "in", backoff)
-		p.OnState(StateReconnecting, err.Error())
+		p.OnState(StateReconnecting, reason(err))
 		if !p.wait(backoff) {
 			p.OnState(StateEnded, "")
 			return
@@ -185,10 +242,11 @@ func (p *Publisher) wait(d time.Duration) bool {
 			return true
 		case <-p.ctx.Done():
 			return false
-		case _, ok := <-p.queue:
+		case pkt, ok := <-p.queue:
 			if !ok {
 				return false
 			}
+			p.queued.Add(-int64(pkt.Size()))
 			p.dropped.Add(1)
 		}
 	}
@@ -203,7 +261,14 @@ func (p *Publisher) runOnce() (live bool, err error) {
 	err = client.Initialize(cctx)
 	ccancel()
 	if err != nil {
-		return false, fmt.Errorf("could not connect to %s: %w", redact(p.URL), hideKey(err, p.URL))
+		// Could not reach it at all, or reached it and was turned away
+		// (during the RTMP connect and publish commands).
+		kind := ErrRefused
+		var opErr *net.OpError
+		if (errors.As(err, &opErr) && opErr.Op == "dial") || errors.Is(err, context.DeadlineExceeded) {
+			kind = ErrConnect
+		}
+		return false, fmt.Errorf("%w: %s: %w", kind, redact(p.URL), hideKey(err, p.URL))
 	}
 	defer client.Close()
 	// Unblock a write stuck on a dead peer when we are told to stop.
@@ -226,7 +291,7 @@ func (p *Publisher) runOnce() (live bool, err error) {
 	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	w := &gortmplib.Writer{Conn: client, Tracks: gtracks}
 	if err := w.Initialize(); err != nil {
-		return false, fmt.Errorf("%s refused the stream: %w", redact(p.URL), err)
+		return false, fmt.Errorf("%w: %s: %w", ErrRefused, redact(p.URL), hideKey(err, p.URL))
 	}
 	p.Log.Info("publishing", "url", redact(p.URL))
 	p.OnState(StateLive, "")
@@ -243,6 +308,7 @@ func (p *Publisher) runOnce() (live bool, err error) {
 			if !ok {
 				return true, nil
 			}
+			p.queued.Add(-int64(pkt.Size()))
 		case <-p.ctx.Done():
 			return true, p.ctx.Err()
 		}
@@ -267,7 +333,7 @@ func (p *Publisher) runOnce() (live bool, err error) {
 			if p.ctx.Err() != nil {
 				return true, p.ctx.Err()
 			}
-			return true, fmt.Errorf("connection to %s lost: %w", redact(p.URL), err)
+			return true, fmt.Errorf("%w: %s: %w", ErrLost, redact(p.URL), hideKey(err, p.URL))
 		}
 		p.written.Add(1)
 		// Counted per connection by the client: add what this one sent.

@@ -181,7 +181,11 @@ func (s *Server) refuseWatch(w http.ResponseWriter, r *http.Request, status int,
 		return // Accept answered with an HTTP error
 	}
 	defer c.CloseNow()
-	_ = c.Close(websocket.StatusCode(4000+status), closeReason(sentence))
+	code := websocket.StatusCode(4000 + status)
+	if status == http.StatusServiceUnavailable {
+		code = websocket.StatusGoingAway // shutting down: 1001, as docs/protocol.md says
+	}
+	_ = c.Close(code, closeReason(sentence))
 }
 
 // closeReason cuts a sentence to the 123 bytes a close frame can carry.

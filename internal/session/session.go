@@ -31,7 +31,8 @@ const (
 	finishTimeout = 5 * time.Second
 	// maxPending bounds the passthrough packets kept while the encoder
 	// starts (its output tracks are needed before publishing can begin).
-	maxPending = 2048
+	maxPending      = 2048
+	maxPendingBytes = 64 << 20
 	// mergeHold is how long a packet may wait for the other track's
 	// packets of the same time (the encoder lags its input by 25-45 ms).
 	mergeHold = 150 * time.Millisecond
@@ -116,7 +117,9 @@ type Session struct {
 	encs        map[*media.Track]*transcode.Encoder // one per track to encode
 	merge       *merger
 	pending     []*media.Packet // packets before the merger exists
-	starter     chan struct{}   // closed when the publishers are started (or never will be)
+	pendingSize int
+	lastDTS     map[*media.Track]time.Duration // per track, to keep time going forward
+	starter     chan struct{}                  // closed when the publishers are started (or never will be)
 	pubs        []*publish.Publisher
 	states      map[string]publish.State
 	firstPacket atomic.Int64 // unix nanoseconds; 0 before the first packet
@@ -204,11 +207,6 @@ func (s *Session) Close() {
 		s.cancel(errFinished)
 		_ = s.pr.CloseWithError(errFinished)
 		<-s.outDone
-		if s.Metrics != nil {
-			for _, d := range s.Destinations {
-				s.Metrics.DestinationUp.WithLabelValues(d.Name).Set(0)
-			}
-		}
 	})
 }
 
@@ -353,8 +351,8 @@ func (s *Session) pump() error {
 		if err := enc.Start(s.ctx); err != nil {
 			return fmt.Errorf("%w: %v", ErrEncoderFailed, err)
 		}
-		encs[t] = enc
 		s.mu.Lock()
+		encs[t] = enc
 		s.encs = encs
 		s.mu.Unlock()
 	}
@@ -377,10 +375,8 @@ func (s *Session) pump() error {
 				return s.endOfInput(encs)
 			}
 			if s.ctx.Err() != nil {
-				<-s.starter
 				return nil
 			}
-			<-s.starter
 			return s.demuxErr(err)
 		}
 		if pkt.Track != video && pkt.Track != audio {
@@ -392,7 +388,6 @@ func (s *Session) pump() error {
 			continue
 		}
 		if err := encs[pkt.Track].WritePacket(pkt); err != nil {
-			<-s.starter
 			if s.ctx.Err() != nil && errors.Is(context.Cause(s.ctx), errFinished) {
 				return nil
 			}
@@ -409,6 +404,11 @@ func (s *Session) startWhenReady(pass []*media.Track, encs map[*media.Track]*tra
 		select {
 		case <-e.TracksReady():
 		case <-e.Done():
+			select {
+			case <-e.TracksReady(): // it made its output and ended: fine
+				continue
+			default:
+			}
 			s.cancel(fmt.Errorf("%w: %v", ErrEncoderFailed, e.Err()))
 			return
 		case <-s.ctx.Done():
@@ -445,9 +445,21 @@ func (s *Session) endOfInput(encs map[*media.Track]*transcode.Encoder) error {
 // start. Safe for concurrent use (the demuxer and the encoders call it).
 func (s *Session) deliver(pkt *media.Packet) {
 	s.mu.Lock()
+	// RTMP carries no negative time, and a track's time must not go back
+	// (an encoder's first packet can land just before zero, a restarted
+	// encoder repeat a timestamp): such packets are dropped.
+	if last, ok := s.lastDTS[pkt.Track]; pkt.DTS < 0 || (ok && pkt.DTS < last) {
+		s.mu.Unlock()
+		return
+	}
+	if s.lastDTS == nil {
+		s.lastDTS = make(map[*media.Track]time.Duration)
+	}
+	s.lastDTS[pkt.Track] = pkt.DTS
 	m := s.merge
 	if m == nil {
-		if len(s.pending) >= maxPending {
+		s.pendingSize += pkt.Size()
+		if len(s.pending) >= maxPending || s.pendingSize > maxPendingBytes {
 			s.mu.Unlock()
 			s.cancel(fmt.Errorf("%w: its output did not begin", ErrEncoderFailed))
 			return
@@ -550,7 +562,7 @@ func (s *Session) startPublishing(pass []*media.Track, encs map[*media.Track]*tr
 	for _, p := range s.pending {
 		s.merge.push(p, time.Now())
 	}
-	s.pending = nil
+	s.pending, s.pendingSize = nil, 0
 	return nil
 }
 

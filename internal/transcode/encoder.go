@@ -52,12 +52,15 @@ type Encoder struct {
 	restarts atomic.Int64
 	dropped  atomic.Uint64
 
-	mu       sync.Mutex
-	cur      *Process // nil between processes
-	mkv      *mkvWriter
-	needKey  bool // after a restart, video waits for a key frame
-	closing  bool // CloseInput was called: no more input, no restart
-	avcc     []byte
+	mu      sync.Mutex
+	cur     *Process // nil between processes
+	mkv     *mkvWriter
+	needKey bool // after a restart, video waits for a key frame
+	closing bool // CloseInput was called: no more input, no restart
+	avcc    []byte
+
+	curMu    sync.Mutex // guards proc only, so that Close never waits on a write
+	proc     *Process
 	cpuSpent time.Duration
 }
 
@@ -87,7 +90,7 @@ func (e *Encoder) Start(ctx context.Context) error {
 	e.ctx, e.cancel = context.WithCancelCause(ctx)
 	e.done = make(chan struct{})
 	e.tracksCh = make(chan struct{})
-	p, err := e.startProcess()
+	p, err := e.startProcess(false)
 	if err != nil {
 		e.cancel(err)
 		close(e.done)
@@ -97,11 +100,16 @@ func (e *Encoder) Start(ctx context.Context) error {
 	return nil
 }
 
-func (e *Encoder) startProcess() (*Process, error) {
+func (e *Encoder) startProcess(restart bool) (*Process, error) {
 	// Hold the lock while ffmpeg starts: WritePacket waits rather than
 	// dropping what comes meanwhile.
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if err := e.ctx.Err(); err != nil {
+		return nil, err // closed meanwhile: start nothing that would wait for input
+	}
+	// A restarted video encoder must begin at a key frame.
+	e.needKey = restart
 	p := &Process{Path: e.Path, Options: e.Options, Log: e.Log}
 	if err := p.Start(); err != nil {
 		return nil, err
@@ -112,6 +120,9 @@ func (e *Encoder) startProcess() (*Process, error) {
 		return nil, err
 	}
 	e.cur, e.mkv = p, mkv
+	e.curMu.Lock()
+	e.proc = p
+	e.curMu.Unlock()
 	return p, nil
 }
 
@@ -245,16 +256,24 @@ func (e *Encoder) Finish(grace time.Duration) {
 	e.Close()
 }
 
-// Close stops ffmpeg and waits for the supervisor.
+// Close stops ffmpeg and waits for the supervisor. ffmpeg gets its end of
+// input and a second to go; then its process group is killed.
 func (e *Encoder) Close() {
 	e.cancel(errClosed)
-	e.mu.Lock()
-	p := e.cur
-	e.mu.Unlock()
+	// Not under e.mu: a WritePacket blocked on a wedged ffmpeg holds it.
+	e.curMu.Lock()
+	p := e.proc
+	e.curMu.Unlock()
+	var wg sync.WaitGroup
 	if p != nil {
-		_ = p.Stdin().Close()
+		wg.Add(1)
+		go func() { // ends when the process has; waited for below
+			defer wg.Done()
+			p.Close(time.Second)
+		}()
 	}
 	<-e.done
+	wg.Wait()
 }
 
 // run supervises ffmpeg: reads its output, and starts it again when it
@@ -309,14 +328,13 @@ func (e *Encoder) run(p *Process) {
 			return
 		case <-t.C:
 		}
-		np, serr := e.startProcess()
+		np, serr := e.startProcess(true)
 		if serr != nil {
-			e.cancel(serr)
+			if e.ctx.Err() == nil {
+				e.cancel(serr)
+			}
 			return
 		}
-		e.mu.Lock()
-		e.needKey = true
-		e.mu.Unlock()
 		e.restarts.Add(1)
 		p = np
 	}

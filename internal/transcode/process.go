@@ -149,9 +149,12 @@ func (p *Process) Close(grace time.Duration) {
 type tailWriter struct {
 	log *slog.Logger
 
-	mu      sync.Mutex
-	partial []byte
-	lines   []string
+	mu          sync.Mutex
+	partial     []byte
+	lines       []string
+	windowStart time.Time
+	logged      int
+	suppressed  int
 }
 
 func (w *tailWriter) Write(b []byte) (int, error) {
@@ -168,7 +171,20 @@ func (w *tailWriter) Write(b []byte) (int, error) {
 		if line == "" {
 			continue
 		}
-		w.log.Warn("ffmpeg", "stderr", line)
+		// Keep every line for Err, but log at most a few a second: a
+		// corrupt stream can make ffmpeg complain about every packet.
+		if now := time.Now(); now.Sub(w.windowStart) > time.Second {
+			if w.suppressed > 0 {
+				w.log.Warn("ffmpeg stderr lines not logged", "count", w.suppressed)
+			}
+			w.windowStart, w.logged, w.suppressed = now, 0, 0
+		}
+		if w.logged < 5 {
+			w.log.Warn("ffmpeg", "stderr", line)
+			w.logged++
+		} else {
+			w.suppressed++
+		}
 		w.lines = append(w.lines, line)
 		if len(w.lines) > stderrLines {
 			w.lines = w.lines[1:]

@@ -117,7 +117,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Log.Info("websocket handshake refused", "remote", r.RemoteAddr, "error", err)
 		return
 	}
-	c.SetReadLimit(h.MaxMessageBytes)
+	// Until start is accepted only control messages are expected: a
+	// client cannot make us hold megabytes before it has asked for
+	// anything.
+	c.SetReadLimit(maxControlLength)
 	id := newID()
 	log := h.Log.With("session", id)
 	cs := &connSession{h: h, c: c, id: id, log: log, remote: r.RemoteAddr}
@@ -187,12 +190,16 @@ func (cs *connSession) run() {
 		cs.refuse(errorf("encoder_failed", closeInternal, "the server could not start its encoder; the operator should check the logs"))
 		return
 	}
+	cs.c.SetReadLimit(h.MaxMessageBytes)
 	started := time.Now()
 	cs.log.Info("broadcast started", "remote", cs.remote, "destinations", strings.Join(req.Destinations, ","),
 		"video", req.Video.String(), "audio", req.Audio.String(), "video_passthrough", videoPass)
 
 	ready := readyMessage{Type: "ready", Version: ProtocolVersion, Session: cs.id, Destinations: req.Destinations}
 	ready.Video = passOrTranscode(req.Video, media.CodecH264)
+	if profile != nil && ready.Video != "" {
+		ready.Video = "transcode" // resized to the profile
+	}
 	ready.Audio = passOrTranscode(req.Audio, media.CodecAAC)
 	if err := cs.send(ready); err != nil {
 		cs.sess.Close()

@@ -458,3 +458,14 @@ func fixed(u *url.URL) func(string) (*url.URL, error) {
 		return u, nil
 	}
 }
+
+// TestBigMessageBeforeStart: before start only control messages are
+// accepted; a large frame closes the socket at once.
+func TestBigMessageBeforeStart(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.dial(t)
+	_ = c.sendBinary(make([]byte, 64<<10))
+	if code := c.closeStatus(); code != websocket.StatusMessageTooBig {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+}
