@@ -39,7 +39,7 @@ bench: deps-test ## CPU of one Chromium stream: livegate vs the seed's ffmpeg-pe
 	LIVEGATE_BENCH_SECONDS=$${LIVEGATE_BENCH_SECONDS:-60} go test -run XXX -bench StreamCPU -benchtime 1x -timeout 15m -v ./e2e/
 
 screenshots: deps-test ## refresh the README's screenshots of the studio page
-	LIVEGATE_SCREENSHOT_DIR=$(CURDIR)/docs/img go test -count=1 -run 'TestChromiumToBuiltinReceiver|TestStudioScreenshots' ./e2e/
+	LIVEGATE_SCREENSHOT_DIR=$(CURDIR)/docs/img go test -count=1 -run 'TestChromiumToBuiltinReceiver|TestChromiumWatchesBackTheReceiver' ./e2e/
 
 deps-run:
 	@scripts/deps.sh run
