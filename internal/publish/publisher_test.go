@@ -2,12 +2,9 @@ package publish
 
 import (
 	"context"
-	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +18,7 @@ import (
 	"github.com/livegate/livegate/internal/demux/flv"
 	"github.com/livegate/livegate/internal/media"
 	"github.com/livegate/livegate/internal/receiver"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -33,54 +31,17 @@ const testFile = "../demux/flv/testdata/h264-aac.flv"
 
 const secretKey = "SECRETKEY123"
 
-func testLog() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
 // loadPackets reads the test file. The receiver's RTMP reader looks at 2 s
 // of media before it reports tracks, and the file holds just 2 s, so the
 // packets are given twice, the second time shifted past the first.
 func loadPackets(t *testing.T) ([]*media.Track, []*media.Packet) {
 	t.Helper()
-	f, err := os.Open(testFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := flv.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracks, err := r.Tracks()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pkts []*media.Packet
-	for {
-		pkt, err := r.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		pkts = append(pkts, pkt)
-	}
+	tracks, pkts := testutil.Demux(t, testFile, flv.NewReader)
 	if len(pkts) != 155 {
 		t.Fatalf("the test file has %d packets, want 155", len(pkts))
 	}
 	const shift = 2048 * time.Millisecond // 96 AAC frames of 1024 samples at 48 kHz
-	n := len(pkts)
-	for _, p := range pkts[:n] {
-		c := *p
-		c.PTS += shift
-		c.DTS += shift
-		pkts = append(pkts, &c)
-	}
-	return tracks, pkts
+	return tracks, testutil.Loop(pkts, 2, shift)
 }
 
 // expected is what the receiver must report for packets pushed to a
@@ -117,21 +78,12 @@ func expect(pkts []*media.Packet) expected {
 
 func startReceiver(t *testing.T) *receiver.Receiver {
 	t.Helper()
-	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testLog()}
+	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testutil.Logger()}
 	if err := rcv.Initialize(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rcv.Close)
 	return rcv
-}
-
-func rtmpURL(t *testing.T, addr, key string) *url.URL {
-	t.Helper()
-	u, err := url.Parse("rtmp://" + addr + "/live#" + key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
 }
 
 // states records what OnState reported.
@@ -158,7 +110,7 @@ func (s *states) get() ([]State, []string) {
 func newPublisher(t *testing.T, u *url.URL, tracks []*media.Track, tweak func(*Publisher)) (*Publisher, *states) {
 	t.Helper()
 	st := &states{}
-	p := &Publisher{Name: "test", URL: u, Tracks: tracks, Log: testLog(), OnState: st.on}
+	p := &Publisher{Name: "test", URL: u, Tracks: tracks, Log: testutil.Logger(), OnState: st.on}
 	if tweak != nil {
 		tweak(p)
 	}
@@ -167,17 +119,6 @@ func newPublisher(t *testing.T, u *url.URL, tracks []*media.Track, tweak func(*P
 	}
 	t.Cleanup(p.Close)
 	return p, st
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func waitDone(t *testing.T, p *Publisher, timeout time.Duration) {
@@ -192,7 +133,7 @@ func waitDone(t *testing.T, p *Publisher, timeout time.Duration) {
 // received waits until the receiver has seen one stream end and returns it.
 func received(t *testing.T, rcv *receiver.Receiver) receiver.Stream {
 	t.Helper()
-	waitFor(t, "the stream ends at the receiver", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "the stream ends at the receiver", 5*time.Second, func() bool {
 		s := rcv.Streams()
 		return len(s) == 1 && !s[0].Active
 	})
@@ -249,7 +190,7 @@ func TestPublishToReceiver(t *testing.T) {
 				t.Fatal("the case must not begin on a key frame")
 			}
 			rcv := startReceiver(t)
-			p, st := newPublisher(t, rtmpURL(t, rcv.Addr().String(), "test"), tracks, nil)
+			p, st := newPublisher(t, testutil.RTMPURL(t, rcv.Addr().String(), "test"), tracks, nil)
 			for _, pkt := range ca.pkts {
 				if !p.Push(pkt) {
 					t.Fatal("Push refused a packet with room in the queue")
@@ -284,21 +225,9 @@ func joinStates(ss []State) string {
 	return b.String()
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // rejectingServer is an RTMP server that refuses every publish the way some
 // ingest servers do: with an onStatus error that repeats the stream name.
-func rejectingServer(t *testing.T) string {
+func rejectingServer(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -381,14 +310,14 @@ func TestFailureReasonHidesKey(t *testing.T) {
 	tracks, _ := loadPackets(t)
 	for _, ca := range []struct {
 		name   string
-		addr   func(t *testing.T) string
+		addr   func(testing.TB) string
 		reason string
 	}{
-		{"closed port", closedPort, "could not connect"},
+		{"closed port", testutil.ClosedPort, "could not connect"},
 		{"publish refused", rejectingServer, "refused the stream"},
 	} {
 		t.Run(ca.name, func(t *testing.T) {
-			p, st := newPublisher(t, rtmpURL(t, ca.addr(t), secretKey), tracks, func(p *Publisher) { p.Backoff = 10 * time.Millisecond })
+			p, st := newPublisher(t, testutil.RTMPURL(t, ca.addr(t), secretKey), tracks, func(p *Publisher) { p.Backoff = 10 * time.Millisecond })
 			waitDone(t, p, 5*time.Second)
 			seen, reasons := st.get()
 			// Never live: a few attempts, then failed.
@@ -440,8 +369,8 @@ func TestQueueFullAndStuckPeer(t *testing.T) {
 		}
 	})
 
-	p, st := newPublisher(t, rtmpURL(t, ln.Addr().String(), secretKey), tracks, func(p *Publisher) { p.QueueSize = 2 })
-	waitFor(t, "the publisher connects", 5*time.Second, func() bool {
+	p, st := newPublisher(t, testutil.RTMPURL(t, ln.Addr().String(), secretKey), tracks, func(p *Publisher) { p.QueueSize = 2 })
+	testutil.WaitFor(t, "the publisher connects", 5*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(conns) == 1
@@ -466,13 +395,13 @@ func TestQueueFullAndStuckPeer(t *testing.T) {
 
 func TestInitializeErrors(t *testing.T) {
 	tracks, _ := loadPackets(t)
-	u := rtmpURL(t, "127.0.0.1:1", "k")
+	u := testutil.RTMPURL(t, "127.0.0.1:1", "k")
 	for _, ca := range []struct {
 		name string
 		p    *Publisher
 	}{
-		{"no url", &Publisher{Tracks: tracks, Log: testLog()}},
-		{"no tracks", &Publisher{URL: u, Log: testLog()}},
+		{"no url", &Publisher{Tracks: tracks, Log: testutil.Logger()}},
+		{"no tracks", &Publisher{URL: u, Log: testutil.Logger()}},
 	} {
 		t.Run(ca.name, func(t *testing.T) {
 			if err := ca.p.Initialize(context.Background()); err == nil {

@@ -4,20 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/gortmplib"
 	"go.uber.org/goleak"
 
-	"github.com/livegate/livegate/internal/demux/flv"
 	"github.com/livegate/livegate/internal/media"
 	"github.com/livegate/livegate/internal/publish"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -28,56 +25,17 @@ func TestMain(m *testing.M) {
 // every 30) with AAC 48 kHz, 2 s: 60 video and 95 audio packets.
 const testFile = "../demux/flv/testdata/h264-aac.flv"
 
-func testLog() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
 // loadPackets reads the test file twice over, the second time with shifted
 // timestamps: gortmplib's reader wants 2 s of media before it reports the
 // tracks, and the file holds just 2 s.
 func loadPackets(t *testing.T) ([]*media.Track, []*media.Packet) {
 	t.Helper()
-	f, err := os.Open(testFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := flv.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracks, err := r.Tracks()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pkts []*media.Packet
-	for {
-		pkt, err := r.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		pkts = append(pkts, pkt)
-	}
-	const shift = 2048 * time.Millisecond
-	n := len(pkts)
-	for _, p := range pkts[:n] {
-		c := *p
-		c.PTS += shift
-		c.DTS += shift
-		pkts = append(pkts, &c)
-	}
-	return tracks, pkts
+	return loadPlays(t, 2)
 }
 
 func startReceiver(t *testing.T) *Receiver {
 	t.Helper()
-	r := &Receiver{Listen: "127.0.0.1:0", Log: testLog()}
+	r := &Receiver{Listen: "127.0.0.1:0", Log: testutil.Logger()}
 	if err := r.Initialize(); err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +47,7 @@ func startReceiver(t *testing.T) *Receiver {
 // packets. It is closed at the end of the test.
 func startPublisher(t *testing.T, r *Receiver, key string, tracks []*media.Track) *publish.Publisher {
 	t.Helper()
-	u, err := url.Parse("rtmp://" + r.Addr().String() + "/live#" + key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &publish.Publisher{Name: key, URL: u, Tracks: tracks, Log: testLog()}
+	p := &publish.Publisher{Name: key, URL: testutil.RTMPURL(t, r.Addr().String(), key), Tracks: tracks, Log: testutil.Logger()}
 	if err := p.Initialize(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -107,17 +61,6 @@ func push(t *testing.T, p *publish.Publisher, pkts []*media.Packet) {
 		if !p.Push(pkt) {
 			t.Fatal("Push refused a packet with room in the queue")
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -186,8 +129,7 @@ func TestBadClientsDoNotDisturbAPublish(t *testing.T) {
 			return c
 		}},
 		{"player", func(t *testing.T, r *Receiver) net.Conn {
-			u, _ := url.Parse("rtmp://" + r.Addr().String() + "/live#test")
-			cl := &gortmplib.Client{URL: u}
+			cl := &gortmplib.Client{URL: testutil.RTMPURL(t, r.Addr().String(), "test")}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := cl.Initialize(ctx); err != nil {
@@ -206,7 +148,7 @@ func TestBadClientsDoNotDisturbAPublish(t *testing.T) {
 			// The receiver reports a stream once it has 2 s of it.
 			half := len(pkts) * 3 / 4
 			push(t, p, pkts[:half])
-			waitFor(t, "the good stream is received", 5*time.Second, func() bool { return len(r.Streams()) == 1 })
+			testutil.WaitFor(t, "the good stream is received", 5*time.Second, func() bool { return len(r.Streams()) == 1 })
 
 			c := ca.bad(t, r)
 			if !dropped(c, 5*time.Second) {
@@ -215,7 +157,7 @@ func TestBadClientsDoNotDisturbAPublish(t *testing.T) {
 
 			push(t, p, pkts[half:])
 			finish(t, p)
-			waitFor(t, "the good stream ends", 5*time.Second, func() bool {
+			testutil.WaitFor(t, "the good stream ends", 5*time.Second, func() bool {
 				s := r.Streams()
 				return len(s) == 1 && !s[0].Active
 			})
@@ -249,7 +191,7 @@ func TestConnectionCap(t *testing.T) {
 		idle[i] = dial(t, r)
 		local[idle[i].LocalAddr().String()] = true
 	}
-	waitFor(t, "the receiver takes the connections", 5*time.Second, func() bool { return r.connCount() == maxConns })
+	testutil.WaitFor(t, "the receiver takes the connections", 5*time.Second, func() bool { return r.connCount() == maxConns })
 
 	extra := dial(t, r)
 	if !dropped(extra, 5*time.Second) {
@@ -268,11 +210,11 @@ func TestConnectionCap(t *testing.T) {
 
 	// A place freed is a place a publisher can take.
 	_ = idle[0].Close()
-	waitFor(t, "the receiver lets the closed connection go", 5*time.Second, func() bool { return r.connCount() == maxConns-1 })
+	testutil.WaitFor(t, "the receiver lets the closed connection go", 5*time.Second, func() bool { return r.connCount() == maxConns-1 })
 	p := startPublisher(t, r, "after", tracks)
 	push(t, p, pkts)
 	finish(t, p)
-	waitFor(t, "the stream ends", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "the stream ends", 5*time.Second, func() bool {
 		s := r.Streams()
 		return len(s) == 1 && !s[0].Active && s[0].Video != nil && s[0].Video.Frames == 120
 	})
@@ -280,7 +222,7 @@ func TestConnectionCap(t *testing.T) {
 
 func TestCloseWithConnectionsOpen(t *testing.T) {
 	tracks, pkts := loadPackets(t)
-	r := &Receiver{Listen: "127.0.0.1:0", Log: testLog()}
+	r := &Receiver{Listen: "127.0.0.1:0", Log: testutil.Logger()}
 	if err := r.Initialize(); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +230,7 @@ func TestCloseWithConnectionsOpen(t *testing.T) {
 	// handshake, and a few that said nothing.
 	p := startPublisher(t, r, "live", tracks)
 	push(t, p, pkts)
-	waitFor(t, "the stream is received", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "the stream is received", 5*time.Second, func() bool {
 		s := r.Streams()
 		return len(s) == 1 && s[0].Video != nil && s[0].Video.Frames > 0
 	})
@@ -299,7 +241,7 @@ func TestCloseWithConnectionsOpen(t *testing.T) {
 		conns = append(conns, dial(t, r))
 	}
 	conns = append(conns, half)
-	waitFor(t, "the receiver takes the connections", 5*time.Second, func() bool { return r.connCount() == 7 })
+	testutil.WaitFor(t, "the receiver takes the connections", 5*time.Second, func() bool { return r.connCount() == 7 })
 
 	began := time.Now()
 	r.Close()

@@ -8,25 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livegate/livegate/internal/demux/flv"
 	"github.com/livegate/livegate/internal/media"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
-// loadPlays is loadPackets with the file played n times, each play shifted
-// 2048 ms (96 AAC frames) past the one before.
+// loadPlays reads the test file and plays it n times over, each play
+// shifted 2048 ms (96 AAC frames) past the one before.
 func loadPlays(t *testing.T, n int) ([]*media.Track, []*media.Packet) {
 	t.Helper()
-	tracks, two := loadPackets(t)
-	one := two[:len(two)/2]
-	var pkts []*media.Packet
-	for i := range n {
-		for _, p := range one {
-			c := *p
-			c.PTS += time.Duration(i) * 2048 * time.Millisecond
-			c.DTS += time.Duration(i) * 2048 * time.Millisecond
-			pkts = append(pkts, &c)
-		}
-	}
-	return tracks, pkts
+	tracks, pkts := testutil.Demux(t, testFile, flv.NewReader)
+	return tracks, testutil.Loop(pkts, n, 2048*time.Millisecond)
 }
 
 // keyFrameAfter is the index of the first video key frame at or after
@@ -92,7 +84,7 @@ func TestStats(t *testing.T) {
 	p := startPublisher(t, r, "stats", tracks)
 	push(t, p, pkts)
 	finish(t, p)
-	waitFor(t, "the stream ends", 5*time.Second, ended(r))
+	testutil.WaitFor(t, "the stream ends", 5*time.Second, ended(r))
 	s := r.Streams()[0]
 	t.Logf("fps %.2f, bitrate %d, av offset %v ms, delay %d ms", s.Video.FPS, s.Bitrate, s.AVOffsetMS, s.DelayMS)
 	// 180 frames from 0 to 2048*2+1967 ms: 179/6.063 s.
@@ -215,7 +207,7 @@ func TestWatch(t *testing.T) {
 	// the second play, stop just before a key frame, watch, push the rest.
 	key := keyFrameAfter(t, pkts, 3*time.Second)
 	push(t, p, pkts[:key])
-	waitFor(t, "the stream is received", 5*time.Second, activeStream(r))
+	testutil.WaitFor(t, "the stream is received", 5*time.Second, activeStream(r))
 
 	w, err := r.Watch(context.Background(), "live/watched")
 	if err != nil {
@@ -291,7 +283,7 @@ func TestSlowWatcherDoesNotSlowThePublisher(t *testing.T) {
 	p := startPublisher(t, r, "slow", tracks)
 	key := keyFrameAfter(t, pkts, 3*time.Second)
 	push(t, p, pkts[:key])
-	waitFor(t, "the stream is received", 5*time.Second, activeStream(r))
+	testutil.WaitFor(t, "the stream is received", 5*time.Second, activeStream(r))
 	slow, err := r.Watch(context.Background(), "live/slow")
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +305,7 @@ func TestSlowWatcherDoesNotSlowThePublisher(t *testing.T) {
 	began := time.Now()
 	push(t, p, pkts[key:])
 	finish(t, p)
-	waitFor(t, "the stream ends", 5*time.Second, ended(r))
+	testutil.WaitFor(t, "the stream ends", 5*time.Second, ended(r))
 	t.Logf("the rest of the stream (%d packets) went through in %v", len(pkts)-key, time.Since(began).Round(time.Millisecond))
 	if s := r.Streams()[0]; s.Video.Frames != 8*60 || s.Audio.Frames != 8*95-1 {
 		t.Errorf("received %d video and %d audio frames, want %d and %d", s.Video.Frames, s.Audio.Frames, 8*60, 8*95-1)
@@ -369,7 +361,7 @@ func TestWatchEnds(t *testing.T) {
 			r := startReceiver(t)
 			p := startPublisher(t, r, "ends", tracks)
 			push(t, p, pkts)
-			waitFor(t, "the stream is received", 5*time.Second, activeStream(r))
+			testutil.WaitFor(t, "the stream is received", 5*time.Second, activeStream(r))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			w, err := r.Watch(ctx, "live/ends")
@@ -395,14 +387,14 @@ func TestWatchEnds(t *testing.T) {
 
 func TestWatchRefused(t *testing.T) {
 	tracks, pkts := loadPlays(t, 2)
-	r := &Receiver{Listen: "127.0.0.1:0", Log: testLog(), MaxWatchers: 2}
+	r := &Receiver{Listen: "127.0.0.1:0", Log: testutil.Logger(), MaxWatchers: 2}
 	if err := r.Initialize(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Close)
 	p := startPublisher(t, r, "cap", tracks)
 	push(t, p, pkts)
-	waitFor(t, "the stream is received", 5*time.Second, activeStream(r))
+	testutil.WaitFor(t, "the stream is received", 5*time.Second, activeStream(r))
 
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -445,7 +437,7 @@ func TestWatchRefused(t *testing.T) {
 	w2.Close()
 	w3.Close()
 	finish(t, p)
-	waitFor(t, "the stream ends", 5*time.Second, ended(r))
+	testutil.WaitFor(t, "the stream ends", 5*time.Second, ended(r))
 	if _, err := r.Watch(context.Background(), "live/cap"); !errors.Is(err, ErrNoStream) {
 		t.Errorf("Watch of an ended stream: %v, want ErrNoStream", err)
 	}

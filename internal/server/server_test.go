@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/livegate/livegate/internal/metrics"
 	"github.com/livegate/livegate/internal/receiver"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -27,13 +26,6 @@ func TestMain(m *testing.M) {
 }
 
 const indexHTML = "<!doctype html><title>studio</title>"
-
-func testLog() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 type fixture struct {
 	srv       *Server
@@ -52,7 +44,7 @@ func newServer(t *testing.T, tweak func(*Server)) *fixture {
 	var published atomic.Int32
 	s := &Server{
 		Listen: "127.0.0.1:0",
-		Log:    testLog(),
+		Log:    testutil.Logger(),
 		Static: fstest.MapFS{"index.html": {Data: []byte(indexHTML)}},
 		Publish: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			published.Add(1)
@@ -238,7 +230,7 @@ func TestDestinationsNeverLeakURLs(t *testing.T) {
 }
 
 func TestReceiverReport(t *testing.T) {
-	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testLog()}
+	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testutil.Logger()}
 	if err := rcv.Initialize(); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +283,7 @@ func TestListenError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	s := &Server{Listen: ln.Addr().String(), Log: testLog(), Static: fstest.MapFS{}}
+	s := &Server{Listen: ln.Addr().String(), Log: testutil.Logger(), Static: fstest.MapFS{}}
 	err = s.Initialize()
 	if err == nil {
 		t.Fatal("Initialize on a busy port succeeded")

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"github.com/livegate/livegate/internal/media"
 	"github.com/livegate/livegate/internal/publish"
 	"github.com/livegate/livegate/internal/receiver"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 // testFile is H.264 Constrained Baseline 320x240 at 30 fps (a key frame
@@ -34,39 +33,8 @@ const testFile = "../demux/flv/testdata/h264-aac.flv"
 // 2 s of media before it reports a stream).
 func loadPlays(t *testing.T, n int) ([]*media.Track, []*media.Packet) {
 	t.Helper()
-	f, err := os.Open(testFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := flv.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracks, err := r.Tracks()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var one, pkts []*media.Packet
-	for {
-		pkt, err := r.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		one = append(one, pkt)
-	}
-	for i := range n {
-		for _, p := range one {
-			c := *p
-			c.PTS += time.Duration(i) * 2048 * time.Millisecond
-			c.DTS += time.Duration(i) * 2048 * time.Millisecond
-			pkts = append(pkts, &c)
-		}
-	}
-	return tracks, pkts
+	tracks, pkts := testutil.Demux(t, testFile, flv.NewReader)
+	return tracks, testutil.Loop(pkts, n, 2048*time.Millisecond)
 }
 
 // watchFixture is a server with a receiver that gets one live stream,
@@ -82,7 +50,7 @@ type watchFixture struct {
 
 func newWatchFixture(t *testing.T, maxWatchers int) *watchFixture {
 	t.Helper()
-	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testLog(), MaxWatchers: maxWatchers}
+	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testutil.Logger(), MaxWatchers: maxWatchers}
 	if err := rcv.Initialize(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +58,7 @@ func newWatchFixture(t *testing.T, maxWatchers int) *watchFixture {
 	f := newServer(t, func(s *Server) { s.Receiver = rcv })
 
 	tracks, pkts := loadPlays(t, 3)
-	u, err := url.Parse("rtmp://" + rcv.Addr().String() + "/live#w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &publish.Publisher{Name: "w", URL: u, Tracks: tracks, Log: testLog()}
+	p := &publish.Publisher{Name: "w", URL: testutil.RTMPURL(t, rcv.Addr().String(), "w"), Tracks: tracks, Log: testutil.Logger()}
 	if err := p.Initialize(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +72,7 @@ func newWatchFixture(t *testing.T, maxWatchers int) *watchFixture {
 	}
 	wf := &watchFixture{fixture: f, rcv: rcv, pub: p, pkts: pkts, key: key, tr: tracks}
 	wf.push(t, pkts[:key])
-	waitUntil(t, "the stream is received", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "the stream is received", 5*time.Second, func() bool {
 		s := rcv.Streams()
 		return len(s) == 1 && s[0].Active
 	})
@@ -131,17 +95,6 @@ func (wf *watchFixture) finish(t *testing.T) {
 	case <-wf.pub.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the publisher did not end within 5 s")
-	}
-}
-
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -319,7 +272,7 @@ func TestWatchRefused(t *testing.T) {
 		t.Fatalf("the first watcher: %v %v", typ, err)
 	}
 	first.Close(websocket.StatusNormalClosure, "")
-	waitUntil(t, "the place of the first watcher is free", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "the place of the first watcher is free", 5*time.Second, func() bool {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		w, err := wf.rcv.Watch(ctx, "live/w")

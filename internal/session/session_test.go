@@ -1,17 +1,12 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http/httptest"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,6 +21,7 @@ import (
 	"github.com/livegate/livegate/internal/metrics"
 	"github.com/livegate/livegate/internal/publish"
 	"github.com/livegate/livegate/internal/receiver"
+	"github.com/livegate/livegate/internal/testutil"
 	"github.com/livegate/livegate/internal/transcode"
 )
 
@@ -39,34 +35,11 @@ const testFile = "../ingest/mediarecorder/testdata/h264.mkv"
 
 const secretKey = "SECRETKEY123"
 
-func testLog() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-func needFFmpeg(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Fatal("ffmpeg is not installed: apt-get install ffmpeg")
-	}
-}
-
 // passthrough is the encoder setting of a Chromium broadcast: only its
 // Opus audio is encoded, its H.264 passes through.
 var passthrough = transcode.Options{
 	AudioBitrate:    128000,
 	AudioSampleRate: 48000,
-}
-
-func rtmpURL(t *testing.T, addr, key string) *url.URL {
-	t.Helper()
-	u, err := url.Parse("rtmp://" + addr + "/live#" + key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
 }
 
 // events records what OnEvent reported.
@@ -90,11 +63,11 @@ func (e *events) get() []Event {
 // newSession starts a session; it is closed at the end of the test.
 func newSession(t *testing.T, dests []Destination, m *metrics.Metrics) (*Session, *events) {
 	t.Helper()
-	needFFmpeg(t)
+	testutil.NeedTool(t, "ffmpeg")
 	ev := &events{}
 	s := &Session{
 		ID:           "test",
-		Log:          testLog(),
+		Log:          testutil.Logger(),
 		FFmpegPath:   "ffmpeg",
 		Encode:       passthrough,
 		NewDemuxer:   newWebM,
@@ -122,17 +95,6 @@ func writeChunks(s *Session, data []byte) error {
 	return nil
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func metricValue(t *testing.T, m *metrics.Metrics, line string) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -150,13 +112,13 @@ func TestBroadcastToReceiver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testLog()}
+	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testutil.Logger()}
 	if err := rcv.Initialize(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rcv.Close)
 	m := metrics.New()
-	s, ev := newSession(t, []Destination{{Name: "local", URL: rtmpURL(t, rcv.Addr().String(), "test")}}, m)
+	s, ev := newSession(t, []Destination{{Name: "local", URL: testutil.RTMPURL(t, rcv.Addr().String(), "test")}}, m)
 
 	if err := writeChunks(s, data); err != nil {
 		t.Fatal(err)
@@ -200,7 +162,7 @@ func TestBroadcastToReceiver(t *testing.T) {
 		t.Errorf("livegate_destination_live after the end %s, want 0", got)
 	}
 
-	waitFor(t, "the stream ends at the receiver", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "the stream ends at the receiver", 5*time.Second, func() bool {
 		r := rcv.Streams()
 		return len(r) == 1 && !r[0].Active
 	})
@@ -222,13 +184,7 @@ func TestUnreachableDestinationEndsTheSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	s, ev := newSession(t, []Destination{{Name: "gone", URL: rtmpURL(t, addr, secretKey)}}, nil)
+	s, ev := newSession(t, []Destination{{Name: "gone", URL: testutil.RTMPURL(t, testutil.ClosedPort(t), secretKey)}}, nil)
 
 	// The publishers start once the encoder has produced its tracks.
 	// Writes may fail once the session has ended: that is the point.
@@ -260,12 +216,12 @@ func TestUnreachableDestinationEndsTheSession(t *testing.T) {
 }
 
 func TestCloseRightAfterStart(t *testing.T) {
-	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testLog()}
+	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testutil.Logger()}
 	if err := rcv.Initialize(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rcv.Close)
-	s, _ := newSession(t, []Destination{{Name: "local", URL: rtmpURL(t, rcv.Addr().String(), "test")}}, nil)
+	s, _ := newSession(t, []Destination{{Name: "local", URL: testutil.RTMPURL(t, rcv.Addr().String(), "test")}}, nil)
 	began := time.Now()
 	s.Close()
 	if d := time.Since(began); d > 2*time.Second {
@@ -279,7 +235,7 @@ func TestCloseRightAfterStart(t *testing.T) {
 	if err := s.Err(); err != nil {
 		t.Errorf("Err after Close with no input: %v", err)
 	}
-	if kids := ffmpegChildren(t); len(kids) != 0 {
+	if kids := testutil.FFmpegChildren(t); len(kids) != 0 {
 		t.Errorf("ffmpeg children still running after Close: %v", kids)
 	}
 }
@@ -294,8 +250,8 @@ func TestStartErrors(t *testing.T) {
 	} {
 		t.Run(ca.name, func(t *testing.T) {
 			s := &Session{
-				Log: testLog(), FFmpegPath: "ffmpeg", Encode: passthrough, NewDemuxer: newWebM,
-				Destinations: []Destination{{Name: "x", URL: rtmpURL(t, "127.0.0.1:1", "k")}},
+				Log: testutil.Logger(), FFmpegPath: "ffmpeg", Encode: passthrough, NewDemuxer: newWebM,
+				Destinations: []Destination{{Name: "x", URL: testutil.RTMPURL(t, "127.0.0.1:1", "k")}},
 			}
 			ca.tweak(s)
 			if err := s.Start(context.Background()); err == nil {
@@ -304,38 +260,6 @@ func TestStartErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// ffmpegChildren lists the processes named ffmpeg whose parent is this
-// test and that are not zombies.
-func ffmpegChildren(t *testing.T) []int {
-	t.Helper()
-	stats, err := filepath.Glob("/proc/[0-9]*/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kids []int
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		comm := string(b[open+1 : end])
-		f := strings.Fields(string(b[end+1:]))
-		if len(f) < 2 || comm != "ffmpeg" || f[0] == "Z" {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid == os.Getpid() {
-			pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:open])))
-			kids = append(kids, pid)
-		}
-	}
-	return kids
 }
 
 // newWebM is the demuxer of the browsers' WebM/Matroska.
@@ -357,8 +281,8 @@ func TestEncoderCannotStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := &Session{
-				Log: testLog(), FFmpegPath: "ffmpeg", Encode: passthrough, NewDemuxer: newWebM,
-				Destinations: []Destination{{Name: "x", URL: rtmpURL(t, "127.0.0.1:1", "k")}},
+				Log: testutil.Logger(), FFmpegPath: "ffmpeg", Encode: passthrough, NewDemuxer: newWebM,
+				Destinations: []Destination{{Name: "x", URL: testutil.RTMPURL(t, "127.0.0.1:1", "k")}},
 			}
 			ca.tweak(s)
 			if err := s.Start(context.Background()); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -13,36 +12,8 @@ import (
 
 	"github.com/livegate/livegate/internal/demux/webm"
 	"github.com/livegate/livegate/internal/media"
+	"github.com/livegate/livegate/internal/testutil"
 )
-
-// readWebM returns the tracks and packets of a WebM/Matroska file.
-func readWebM(t *testing.T, path string) ([]*media.Track, []*media.Packet) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := webm.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracks, err := r.Tracks()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pkts []*media.Packet
-	for {
-		p, err := r.ReadPacket()
-		if err == io.EOF {
-			return tracks, pkts
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		pkts = append(pkts, p)
-	}
-}
 
 // collector gathers an encoder's output.
 type collector struct {
@@ -65,11 +36,7 @@ func (c *collector) count(codec media.Codec) int {
 
 func newEncoder(t *testing.T, inputs []*media.Track, out *collector) *Encoder {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	e := &Encoder{Path: "ffmpeg", Inputs: inputs, Log: log, OnPacket: out.add,
+	e := &Encoder{Path: "ffmpeg", Inputs: inputs, Log: testutil.Logger(), OnPacket: out.add,
 		Options: Options{VideoBitrate: 1_000_000, KeyframeInterval: time.Second, X264Preset: "ultrafast", AudioBitrate: 128_000, AudioSampleRate: 48000}}
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -79,7 +46,7 @@ func newEncoder(t *testing.T, inputs []*media.Track, out *collector) *Encoder {
 }
 
 func TestEncoderOpusToAAC(t *testing.T) {
-	tracks, pkts := readWebM(t, "../demux/webm/testdata/chromium-h264-opus.mkv")
+	tracks, pkts := testutil.Demux(t, "../demux/webm/testdata/chromium-h264-opus.mkv", webm.NewReader)
 	var opus *media.Track
 	for _, tr := range tracks {
 		if tr.Codec == media.CodecOpus {
@@ -136,7 +103,7 @@ func TestEncoderOpusToAAC(t *testing.T) {
 
 func TestEncoderRestartsAfterKill(t *testing.T) {
 	// The session runs one encoder per track; here, Firefox's audio.
-	tracks, all := readWebM(t, "../demux/webm/testdata/firefox-vp8-opus.webm")
+	tracks, all := testutil.Demux(t, "../demux/webm/testdata/firefox-vp8-opus.webm", webm.NewReader)
 	var opus *media.Track
 	for _, tr := range tracks {
 		if tr.Codec == media.CodecOpus {
@@ -189,7 +156,7 @@ func TestEncoderRestartsAfterKill(t *testing.T) {
 }
 
 func TestEncoderVP8ToH264Profile(t *testing.T) {
-	tracks, all := readWebM(t, "../demux/webm/testdata/firefox-vp8-opus.webm")
+	tracks, all := testutil.Demux(t, "../demux/webm/testdata/firefox-vp8-opus.webm", webm.NewReader)
 	var vp8 *media.Track
 	for _, tr := range tracks {
 		if tr.Codec == media.CodecVP8 {

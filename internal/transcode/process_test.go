@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/livegate/livegate/internal/demux/flv"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 const h264MKV = "../ingest/mediarecorder/testdata/h264.mkv"
@@ -23,9 +23,7 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // startFFmpeg starts a Process and closes it when the test ends.
 func startFFmpeg(t *testing.T, o Options) *Process {
 	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Fatal("ffmpeg is not installed: apt-get install ffmpeg")
-	}
+	testutil.NeedTool(t, "ffmpeg")
 	p := &Process{Path: "ffmpeg", Options: o, Log: discard()}
 	if err := p.Start(); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/livegate/livegate/internal/media"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 // testFile was made with
@@ -30,27 +31,6 @@ func readTestFile(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-// readAll reads a whole stream: the tracks, every packet, and the error that
-// ended it.
-func readAll(r io.Reader) ([]*media.Track, []*media.Packet, error) {
-	fr, err := NewReader(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	tracks, err := fr.Tracks()
-	if err != nil {
-		return nil, nil, err
-	}
-	var pkts []*media.Packet
-	for {
-		pkt, err := fr.ReadPacket()
-		if err != nil {
-			return tracks, pkts, err
-		}
-		pkts = append(pkts, pkt)
-	}
 }
 
 // tagEnds returns the offsets at which a tag ends (the header's end first):
@@ -113,9 +93,7 @@ type probePacket struct {
 
 func ffprobe(t *testing.T, path string) (counts map[string]int, pkts []probePacket) {
 	t.Helper()
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		t.Fatal("ffprobe is not installed: apt-get install ffmpeg")
-	}
+	testutil.NeedTool(t, "ffprobe")
 	out, err := exec.Command("ffprobe", "-v", "error", "-count_packets",
 		"-show_entries", "stream=codec_type,nb_read_packets:packet=codec_type,pts,dts,size,flags",
 		"-of", "json", path).Output()
@@ -145,7 +123,7 @@ func ffprobe(t *testing.T, path string) (counts map[string]int, pkts []probePack
 
 func TestPacketsMatchFFprobe(t *testing.T) {
 	wantCounts, probed := ffprobe(t, testFile)
-	_, pkts, err := readAll(bytes.NewReader(readTestFile(t)))
+	_, pkts, err := testutil.ReadAll(bytes.NewReader(readTestFile(t)), NewReader)
 	if !errors.Is(err, io.EOF) {
 		t.Fatalf("stream ended with %v, want EOF", err)
 	}
@@ -212,29 +190,9 @@ func TestPacketsMatchFFprobe(t *testing.T) {
 	}
 }
 
-// equalPackets compares two reads of one stream field by field.
-func equalPackets(t *testing.T, name string, got, want []*media.Packet) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d packets, want %d", name, len(got), len(want))
-	}
-	for i := range got {
-		g, w := got[i], want[i]
-		if !reflect.DeepEqual(*g.Track, *w.Track) {
-			t.Fatalf("%s: packet %d track %v, want %v", name, i, g.Track, w.Track)
-		}
-		if g.PTS != w.PTS || g.DTS != w.DTS || g.Key != w.Key {
-			t.Fatalf("%s: packet %d PTS %v DTS %v key %v, want %v %v %v", name, i, g.PTS, g.DTS, g.Key, w.PTS, w.DTS, w.Key)
-		}
-		if !reflect.DeepEqual(g.AU, w.AU) || !bytes.Equal(g.Data, w.Data) {
-			t.Fatalf("%s: packet %d payload differs", name, i)
-		}
-	}
-}
-
 func TestReadSizes(t *testing.T) {
 	data := readTestFile(t)
-	wantTracks, want, err := readAll(bytes.NewReader(data))
+	wantTracks, want, err := testutil.ReadAll(bytes.NewReader(data), NewReader)
 	if !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
@@ -248,7 +206,7 @@ func TestReadSizes(t *testing.T) {
 		{name: "one byte, EOF with data", r: func() io.Reader { return iotest.DataErrReader(iotest.OneByteReader(bytes.NewReader(data))) }},
 	} {
 		t.Run(ca.name, func(t *testing.T) {
-			tracks, got, err := readAll(ca.r())
+			tracks, got, err := testutil.ReadAll(ca.r(), NewReader)
 			if !errors.Is(err, io.EOF) {
 				t.Fatalf("ended with %v, want EOF", err)
 			}
@@ -260,7 +218,7 @@ func TestReadSizes(t *testing.T) {
 					t.Errorf("track %d: %v, want %v", i, tracks[i], wantTracks[i])
 				}
 			}
-			equalPackets(t, ca.name, got, want)
+			testutil.EqualPackets(t, ca.name, got, want)
 		})
 	}
 }
@@ -269,39 +227,19 @@ func TestReadSizes(t *testing.T) {
 // are read (the reader reuses its tag buffer).
 func TestPayloadsAreOwned(t *testing.T) {
 	data := readTestFile(t)
-	_, want, err := readAll(bytes.NewReader(data))
+	_, want, err := testutil.ReadAll(bytes.NewReader(data), NewReader)
 	if !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
 	// Deep copies taken as each packet is read.
-	r, err := NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Tracks(); err != nil {
-		t.Fatal(err)
-	}
-	var kept, copies []*media.Packet
-	for {
-		p, err := r.ReadPacket()
-		if err != nil {
-			break
-		}
-		c := *p
-		c.Data = bytes.Clone(p.Data)
-		c.AU = nil
-		for _, n := range p.AU {
-			c.AU = append(c.AU, bytes.Clone(n))
-		}
-		kept, copies = append(kept, p), append(copies, &c)
-	}
-	equalPackets(t, "kept", kept, copies)
-	equalPackets(t, "kept vs fresh", kept, want)
+	kept, copies := testutil.ReadKept(t, bytes.NewReader(data), NewReader)
+	testutil.EqualPackets(t, "kept", kept, copies)
+	testutil.EqualPackets(t, "kept vs fresh", kept, want)
 }
 
 func TestTruncated(t *testing.T) {
 	data := readTestFile(t)
-	_, want, err := readAll(bytes.NewReader(data))
+	_, want, err := testutil.ReadAll(bytes.NewReader(data), NewReader)
 	if !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
@@ -320,7 +258,7 @@ func TestTruncated(t *testing.T) {
 	cuts = append(cuts, len(data)-4, len(data)-1)
 	for _, cut := range cuts {
 		t.Run(strconv.Itoa(cut), func(t *testing.T) {
-			_, got, err := readAll(bytes.NewReader(data[:cut]))
+			_, got, err := testutil.ReadAll(bytes.NewReader(data[:cut]), NewReader)
 			switch {
 			case cut == 0 || clean[cut]:
 				if !errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -335,7 +273,7 @@ func TestTruncated(t *testing.T) {
 			if len(got) > len(want) {
 				t.Fatalf("%d packets from a cut stream, %d from the whole", len(got), len(want))
 			}
-			equalPackets(t, "cut", got, want[:len(got)])
+			testutil.EqualPackets(t, "cut", got, want[:len(got)])
 		})
 	}
 }
@@ -356,7 +294,7 @@ func TestReadErrorIsKept(t *testing.T) {
 	} {
 		t.Run(ca.name, func(t *testing.T) {
 			r := io.MultiReader(bytes.NewReader(data[:ca.cut]), iotest.ErrReader(errBroken))
-			_, _, err := readAll(r)
+			_, _, err := testutil.ReadAll(r, NewReader)
 			if !errors.Is(err, errBroken) {
 				t.Errorf("got %v, want the reader's error", err)
 			}
@@ -540,7 +478,7 @@ func TestHandMade(t *testing.T) {
 		{name: "AAC before its config", in: stream(flagAudio, tag(tagAudio, 0, aacFrame)), wantErr: "before its sequence header"},
 	} {
 		t.Run(ca.name, func(t *testing.T) {
-			tracks, pkts, err := readAll(bytes.NewReader(ca.in))
+			tracks, pkts, err := testutil.ReadAll(bytes.NewReader(ca.in), NewReader)
 			if ca.wantErr == "" {
 				if !errors.Is(err, io.EOF) {
 					t.Fatalf("ended with %v, want EOF", err)

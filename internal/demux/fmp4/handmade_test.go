@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/livegate/livegate/internal/media"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 // Hand-made streams: boxes built field by field.
@@ -665,7 +666,7 @@ func TestHandMade(t *testing.T) {
 		},
 	} {
 		t.Run(ca.name, func(t *testing.T) {
-			tracks, pkts, err := readAll(bytes.NewReader(ca.in))
+			tracks, pkts, err := testutil.ReadAll(bytes.NewReader(ca.in), NewReader)
 			if ca.wantErr == "" {
 				if !errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 					t.Fatalf("ended with %v, want EOF", err)
@@ -815,7 +816,7 @@ func TestQuickTimeSoundEntry(t *testing.T) {
 	entry := box("mp4a", make([]byte, 8), be16(1), make([]byte, 6), be16(2), be16(16), make([]byte, 4), be32(44100<<16),
 		make([]byte, 16), box("wave", box("frma", []byte("mp4a")), esds(0x40, ascLC44100Mono)))
 	in := stream(box("ftyp", []byte("qt  "), be32(0), []byte("qt  ")), moov(trackSpec{id: 3, timescale: 44100, entry: entry}))
-	tracks, _, err := readAll(bytes.NewReader(in))
+	tracks, _, err := testutil.ReadAll(bytes.NewReader(in), NewReader)
 	if !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
@@ -825,7 +826,7 @@ func TestQuickTimeSoundEntry(t *testing.T) {
 	// Without the QuickTime brand, the 16 bytes are not skipped and the
 	// entry has no esds where it should.
 	in = stream(ftyp(), moov(trackSpec{id: 3, timescale: 44100, entry: entry}))
-	if _, _, err := readAll(bytes.NewReader(in)); err == nil {
+	if _, _, err := testutil.ReadAll(bytes.NewReader(in), NewReader); err == nil {
 		t.Fatal("read a QuickTime entry in an ISO file")
 	}
 }
@@ -865,7 +866,7 @@ func TestLargeBoxArrivesSlowly(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range 10 {
-		if _, _, err := readAll(bytes.NewReader(in)); !errors.Is(err, io.ErrUnexpectedEOF) {
+		if _, _, err := testutil.ReadAll(bytes.NewReader(in), NewReader); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Fatalf("got %v, want unexpected EOF", err)
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/livegate/livegate/internal/media"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -59,30 +60,9 @@ func forEachFile(t *testing.T, fn func(t *testing.T, f testFile, data []byte)) {
 	}
 }
 
-// readAll reads a whole stream: the tracks, every packet, and the error that
-// ended it.
-func readAll(r io.Reader) ([]*media.Track, []*media.Packet, error) {
-	fr, err := NewReader(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	tracks, err := fr.Tracks()
-	if err != nil {
-		return nil, nil, err
-	}
-	var pkts []*media.Packet
-	for {
-		pkt, err := fr.ReadPacket()
-		if err != nil {
-			return tracks, pkts, err
-		}
-		pkts = append(pkts, pkt)
-	}
-}
-
 func mustReadAll(t testing.TB, data []byte) ([]*media.Track, []*media.Packet) {
 	t.Helper()
-	tracks, pkts, err := readAll(bytes.NewReader(data))
+	tracks, pkts, err := testutil.ReadAll(bytes.NewReader(data), NewReader)
 	if !errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("stream ended with %v, want EOF", err)
 	}
@@ -216,9 +196,7 @@ func ffprobeStreams(t *testing.T, path string) probeStreamsResult {
 
 func ffprobe(t *testing.T, args ...string) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		t.Fatal("ffprobe is not installed: apt-get install ffmpeg")
-	}
+	testutil.NeedTool(t, "ffprobe")
 	out, err := exec.Command("ffprobe", append([]string{"-v", "error", "-of", "json"}, args...)...).Output()
 	if err != nil {
 		t.Fatalf("ffprobe: %v", err)
@@ -331,26 +309,6 @@ func TestDecodeOrder(t *testing.T) {
 	})
 }
 
-// equalPackets compares two reads of one stream field by field.
-func equalPackets(t *testing.T, name string, got, want []*media.Packet) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d packets, want %d", name, len(got), len(want))
-	}
-	for i := range got {
-		g, w := got[i], want[i]
-		if !reflect.DeepEqual(*g.Track, *w.Track) {
-			t.Fatalf("%s: packet %d track %v, want %v", name, i, g.Track, w.Track)
-		}
-		if g.PTS != w.PTS || g.DTS != w.DTS || g.Key != w.Key {
-			t.Fatalf("%s: packet %d PTS %v DTS %v key %v, want %v %v %v", name, i, g.PTS, g.DTS, g.Key, w.PTS, w.DTS, w.Key)
-		}
-		if !reflect.DeepEqual(g.AU, w.AU) || !bytes.Equal(g.Data, w.Data) {
-			t.Fatalf("%s: packet %d payload differs", name, i)
-		}
-	}
-}
-
 func equalTracks(t *testing.T, got, want []*media.Track) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -376,12 +334,12 @@ func TestReadSizes(t *testing.T) {
 			{name: "one byte, EOF with data", r: func() io.Reader { return iotest.DataErrReader(iotest.OneByteReader(bytes.NewReader(data))) }},
 		} {
 			t.Run(ca.name, func(t *testing.T) {
-				tracks, got, err := readAll(ca.r())
+				tracks, got, err := testutil.ReadAll(ca.r(), NewReader)
 				if !errors.Is(err, io.EOF) {
 					t.Fatalf("ended with %v, want EOF", err)
 				}
 				equalTracks(t, tracks, wantTracks)
-				equalPackets(t, ca.name, got, want)
+				testutil.EqualPackets(t, ca.name, got, want)
 			})
 		}
 	})
@@ -450,14 +408,14 @@ func TestSplitInvariance(t *testing.T) {
 				}
 				pw.Close()
 			})
-			tracks, got, err := readAll(pr)
+			tracks, got, err := testutil.ReadAll(pr, NewReader)
 			pr.Close()
 			wg.Wait()
 			if !errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Fatalf("pattern %d: ended with %v, want EOF", pattern, err)
 			}
 			equalTracks(t, tracks, wantTracks)
-			equalPackets(t, fmt.Sprintf("pattern %d", pattern), got, want)
+			testutil.EqualPackets(t, fmt.Sprintf("pattern %d", pattern), got, want)
 		}
 	})
 }
@@ -467,29 +425,9 @@ func TestSplitInvariance(t *testing.T) {
 func TestPayloadsAreOwned(t *testing.T) {
 	forEachFile(t, func(t *testing.T, f testFile, data []byte) {
 		_, want := mustReadAll(t, data)
-		r, err := NewReader(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.Tracks(); err != nil {
-			t.Fatal(err)
-		}
-		var kept, copies []*media.Packet
-		for {
-			p, err := r.ReadPacket()
-			if err != nil {
-				break
-			}
-			c := *p
-			c.Data = bytes.Clone(p.Data)
-			c.AU = nil
-			for _, n := range p.AU {
-				c.AU = append(c.AU, bytes.Clone(n))
-			}
-			kept, copies = append(kept, p), append(copies, &c)
-		}
-		equalPackets(t, "kept", kept, copies)
-		equalPackets(t, "kept vs fresh", kept, want)
+		kept, copies := testutil.ReadKept(t, bytes.NewReader(data), NewReader)
+		testutil.EqualPackets(t, "kept", kept, copies)
+		testutil.EqualPackets(t, "kept vs fresh", kept, want)
 	})
 }
 
@@ -514,7 +452,7 @@ func TestTruncated(t *testing.T) {
 			if cut > len(data) {
 				continue
 			}
-			_, got, err := readAll(bytes.NewReader(data[:cut]))
+			_, got, err := testutil.ReadAll(bytes.NewReader(data[:cut]), NewReader)
 			switch isClean, atStart := clean[cut], slices.Contains(starts, cut) || cut == len(data); {
 			case isClean:
 				if !errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -533,7 +471,7 @@ func TestTruncated(t *testing.T) {
 			if len(got) > len(want) {
 				t.Fatalf("cut at %d: %d packets from a cut stream, %d from the whole", cut, len(got), len(want))
 			}
-			equalPackets(t, fmt.Sprintf("cut at %d", cut), got, want[:len(got)])
+			testutil.EqualPackets(t, fmt.Sprintf("cut at %d", cut), got, want[:len(got)])
 		}
 	})
 }
@@ -558,7 +496,7 @@ func TestReadErrorIsKept(t *testing.T) {
 	} {
 		t.Run(ca.name, func(t *testing.T) {
 			r := io.MultiReader(bytes.NewReader(data[:ca.cut]), iotest.ErrReader(errBroken))
-			_, _, err := readAll(r)
+			_, _, err := testutil.ReadAll(r, NewReader)
 			if !errors.Is(err, errBroken) {
 				t.Errorf("got %v, want the reader's error", err)
 			}

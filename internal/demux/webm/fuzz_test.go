@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/livegate/livegate/internal/media"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 // FuzzReader: no input makes the reader panic, hang, return an error it
@@ -43,7 +44,7 @@ func FuzzReader(f *testing.F) {
 	}
 	// The B-frames of the ffmpeg file, each NAL unit cut to the bytes that
 	// hold its picture order count: the DTS extractor's input.
-	tracks, pkts, err := readAll(bytes.NewReader(readTestFile(f, "ffmpeg-h264-bframes.mkv")))
+	tracks, pkts, err := testutil.ReadAll(bytes.NewReader(readTestFile(f, "ffmpeg-h264-bframes.mkv")), NewReader)
 	if err != io.EOF {
 		f.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func FuzzReader(f *testing.F) {
 		el(idCluster, uintEl(idTimestamp, 5), simpleBlock(1, 0, fixedLace, frameA, frameA)))))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tracks, pkts, err := readAll(bytes.NewReader(data))
+		tracks, pkts, err := testutil.ReadAll(bytes.NewReader(data), NewReader)
 		if classify(err) == errUnclassified {
 			t.Fatalf("unclassified error %v", err)
 		}
@@ -104,7 +105,7 @@ func FuzzReader(f *testing.F) {
 				t.Fatalf("H.264 track without SPS or PPS")
 			}
 		}
-		tracks2, pkts2, err2 := readAll(iotest.OneByteReader(bytes.NewReader(data)))
+		tracks2, pkts2, err2 := testutil.ReadAll(iotest.OneByteReader(bytes.NewReader(data)), NewReader)
 		if classify(err2) != classify(err) || (err == io.EOF) != (err2 == io.EOF) {
 			t.Fatalf("whole: %v; byte by byte: %v", err, err2)
 		}
@@ -114,6 +115,6 @@ func FuzzReader(f *testing.F) {
 		if len(tracks) != len(tracks2) {
 			t.Fatalf("whole: %d tracks; byte by byte: %d", len(tracks), len(tracks2))
 		}
-		equalPackets(t, "byte by byte", pkts2, pkts)
+		testutil.EqualPackets(t, "byte by byte", pkts2, pkts)
 	})
 }

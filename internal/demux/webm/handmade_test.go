@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/livegate/livegate/internal/media"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 // Hand-built streams.
@@ -319,7 +320,7 @@ func TestHandMade(t *testing.T) {
 		},
 	} {
 		t.Run(ca.name, func(t *testing.T) {
-			tracks, pkts, err := readAll(bytes.NewReader(ca.in))
+			tracks, pkts, err := testutil.ReadAll(bytes.NewReader(ca.in), NewReader)
 			if err != io.EOF {
 				t.Fatalf("ended with %v, want EOF", err)
 			}
@@ -444,7 +445,7 @@ func TestHandMadeErrors(t *testing.T) {
 		{name: "junk after the Segment", in: slices.Concat(ebmlHeader("webm"), el(idSegment, tracksEl(vp8Entry(1))), el(idCluster)), want: ErrInvalid, text: "outside the Segment"},
 	} {
 		t.Run(ca.name, func(t *testing.T) {
-			_, _, err := readAll(bytes.NewReader(ca.in))
+			_, _, err := testutil.ReadAll(bytes.NewReader(ca.in), NewReader)
 			if classify(err) != ca.want && !errors.Is(err, ca.want) {
 				t.Fatalf("got %v, want %v", err, ca.want)
 			}
@@ -487,7 +488,7 @@ func TestSkipDoesNotAllocate(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, _, err := readAll(bytes.NewReader(in))
+	_, _, err := testutil.ReadAll(bytes.NewReader(in), NewReader)
 	runtime.ReadMemStats(&after)
 	if err != io.EOF {
 		t.Fatal(err)
@@ -536,7 +537,7 @@ func TestMayReorder(t *testing.T) {
 		{file: "chromium-h264-opus.mkv", want: false}, // POC type 0, max_num_reorder_frames 0
 		{file: "ffmpeg-h264-bframes.mkv", want: true},
 	} {
-		tracks, _, err := readAll(bytes.NewReader(readTestFile(t, ca.file)))
+		tracks, _, err := testutil.ReadAll(bytes.NewReader(readTestFile(t, ca.file)), NewReader)
 		if err != io.EOF {
 			t.Fatal(err)
 		}
@@ -559,7 +560,7 @@ func TestPendingBytes(t *testing.T) {
 		children = append(children, simpleBlock(2, 0, 0, frame))
 	}
 	in := live(tracksEl(h264Entry(1, nil), opusEntry(2)), elUnknown(idCluster, children...))
-	_, _, err := readAll(bytes.NewReader(in))
+	_, _, err := testutil.ReadAll(bytes.NewReader(in), NewReader)
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "after 5 packets") {
 		t.Errorf("got %v, want the pending limit", err)
 	}

@@ -18,47 +18,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// readAll reads a whole stream: the tracks, every packet, and the error that
-// ended it.
-func readAll(r io.Reader) ([]*media.Track, []*media.Packet, error) {
-	wr, err := NewReader(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	tracks, err := wr.Tracks()
-	if err != nil {
-		return nil, nil, err
-	}
-	var pkts []*media.Packet
-	for {
-		pkt, err := wr.ReadPacket()
-		if err != nil {
-			return tracks, pkts, err
-		}
-		pkts = append(pkts, pkt)
-	}
-}
-
-// equalPackets compares two reads of one stream field by field.
-func equalPackets(t *testing.T, name string, got, want []*media.Packet) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d packets, want %d", name, len(got), len(want))
-	}
-	for i := range got {
-		g, w := got[i], want[i]
-		if !reflect.DeepEqual(*g.Track, *w.Track) {
-			t.Fatalf("%s: packet %d track %v, want %v", name, i, g.Track, w.Track)
-		}
-		if g.PTS != w.PTS || g.DTS != w.DTS || g.Key != w.Key {
-			t.Fatalf("%s: packet %d PTS %v DTS %v key %v, want %v %v %v", name, i, g.PTS, g.DTS, g.Key, w.PTS, w.DTS, w.Key)
-		}
-		if !reflect.DeepEqual(g.AU, w.AU) || !bytes.Equal(g.Data, w.Data) {
-			t.Fatalf("%s: packet %d payload differs", name, i)
-		}
-	}
-}
-
 func equalTracks(t *testing.T, name string, got, want []*media.Track) {
 	t.Helper()
 	if len(got) != len(want) {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/livegate/livegate/internal/media"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 // recordings are real browser recordings and two ffmpeg-made files
@@ -77,13 +78,6 @@ func readTestFile(t testing.TB, name string) []byte {
 	return data
 }
 
-func needTool(t testing.TB, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is not installed: apt-get install ffmpeg", name)
-	}
-}
-
 // probe is what ffprobe reads in a file.
 type probe struct {
 	Streams []struct {
@@ -104,7 +98,7 @@ type probe struct {
 
 func ffprobe(t *testing.T, path string) probe {
 	t.Helper()
-	needTool(t, "ffprobe")
+	testutil.NeedTool(t, "ffprobe")
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_streams", "-show_packets", "-of", "json",
 		"-show_entries", "stream=index,codec_type,codec_name,width,height,sample_rate,channels:packet=stream_index,pts_time,flags",
 		path).Output()
@@ -128,7 +122,7 @@ func TestRecordings(t *testing.T) {
 	for _, rec := range recordings {
 		t.Run(rec.file, func(t *testing.T) {
 			path := filepath.Join("testdata", rec.file)
-			tracks, pkts, err := readAll(bytes.NewReader(readTestFile(t, rec.file)))
+			tracks, pkts, err := testutil.ReadAll(bytes.NewReader(readTestFile(t, rec.file)), NewReader)
 			if err != io.EOF {
 				t.Fatalf("ended with %v, want EOF", err)
 			}
@@ -244,7 +238,7 @@ func annexB(b []byte) [][]byte {
 // TestParameterSets: the SPS and PPS of each H.264 track are those ffmpeg
 // finds (from the avcC, or in-band for Chromium).
 func TestParameterSets(t *testing.T) {
-	needTool(t, "ffmpeg")
+	testutil.NeedTool(t, "ffmpeg")
 	for _, rec := range recordings {
 		if rec.tracks[0].Codec != media.CodecH264 {
 			continue
@@ -267,7 +261,7 @@ func TestParameterSets(t *testing.T) {
 			if sps == nil || pps == nil {
 				t.Fatalf("ffmpeg's first frame has no SPS or PPS: %x", out[:min(len(out), 64)])
 			}
-			tracks, _, err := readAll(bytes.NewReader(readTestFile(t, rec.file)))
+			tracks, _, err := testutil.ReadAll(bytes.NewReader(readTestFile(t, rec.file)), NewReader)
 			if err != io.EOF {
 				t.Fatal(err)
 			}
@@ -290,7 +284,7 @@ func TestH264DTS(t *testing.T) {
 		{file: "ffmpeg-h264-bframes.mkv", reordered: true},
 	} {
 		t.Run(ca.file, func(t *testing.T) {
-			_, pkts, err := readAll(bytes.NewReader(readTestFile(t, ca.file)))
+			_, pkts, err := testutil.ReadAll(bytes.NewReader(readTestFile(t, ca.file)), NewReader)
 			if err != io.EOF {
 				t.Fatal(err)
 			}
@@ -424,7 +418,7 @@ func readPiecewise(pieces [][]byte) ([]*media.Track, []*media.Packet, error) {
 		}
 		pw.Close()
 	}()
-	tracks, pkts, err := readAll(pr)
+	tracks, pkts, err := testutil.ReadAll(pr, NewReader)
 	pr.Close() // the writer stops if the reader stopped early
 	<-done
 	return tracks, pkts, err
@@ -443,7 +437,7 @@ func testFiles(t testing.TB) map[string][]byte {
 func TestSplitInvariance(t *testing.T) {
 	for name, data := range testFiles(t) {
 		t.Run(name, func(t *testing.T) {
-			wantTracks, want, err := readAll(bytes.NewReader(data))
+			wantTracks, want, err := testutil.ReadAll(bytes.NewReader(data), NewReader)
 			if err != io.EOF {
 				t.Fatalf("whole: %v", err)
 			}
@@ -454,7 +448,7 @@ func TestSplitInvariance(t *testing.T) {
 					t.Fatalf("pattern %d (%d writes): %v", pattern, len(pieces), err)
 				}
 				equalTracks(t, fmt.Sprintf("pattern %d", pattern), tracks, wantTracks)
-				equalPackets(t, fmt.Sprintf("pattern %d", pattern), got, want)
+				testutil.EqualPackets(t, fmt.Sprintf("pattern %d", pattern), got, want)
 			}
 		})
 	}
@@ -463,7 +457,7 @@ func TestSplitInvariance(t *testing.T) {
 func TestReaders(t *testing.T) {
 	for name, data := range testFiles(t) {
 		t.Run(name, func(t *testing.T) {
-			wantTracks, want, err := readAll(bytes.NewReader(data))
+			wantTracks, want, err := testutil.ReadAll(bytes.NewReader(data), NewReader)
 			if err != io.EOF {
 				t.Fatal(err)
 			}
@@ -475,12 +469,12 @@ func TestReaders(t *testing.T) {
 				{name: "half", r: func() io.Reader { return iotest.HalfReader(bytes.NewReader(data)) }},
 				{name: "EOF with data", r: func() io.Reader { return iotest.DataErrReader(bytes.NewReader(data)) }},
 			} {
-				tracks, got, err := readAll(ca.r())
+				tracks, got, err := testutil.ReadAll(ca.r(), NewReader)
 				if err != io.EOF {
 					t.Fatalf("%s: ended with %v, want EOF", ca.name, err)
 				}
 				equalTracks(t, ca.name, tracks, wantTracks)
-				equalPackets(t, ca.name, got, want)
+				testutil.EqualPackets(t, ca.name, got, want)
 			}
 		})
 	}
@@ -492,7 +486,7 @@ func TestReaders(t *testing.T) {
 func TestTruncated(t *testing.T) {
 	for name, data := range testFiles(t) {
 		t.Run(name, func(t *testing.T) {
-			_, want, err := readAll(bytes.NewReader(data))
+			_, want, err := testutil.ReadAll(bytes.NewReader(data), NewReader)
 			if err != io.EOF {
 				t.Fatal(err)
 			}
@@ -514,7 +508,7 @@ func TestTruncated(t *testing.T) {
 				cuts[c] = true
 			}
 			for cut := range cuts {
-				_, got, err := readAll(bytes.NewReader(data[:cut]))
+				_, got, err := testutil.ReadAll(bytes.NewReader(data[:cut]), NewReader)
 				wantErr := io.ErrUnexpectedEOF
 				if clean[cut] || cut == 0 {
 					wantErr = io.EOF
@@ -525,7 +519,7 @@ func TestTruncated(t *testing.T) {
 				if len(got) > len(want) {
 					t.Fatalf("cut at %d: %d packets from a cut stream, %d from the whole", cut, len(got), len(want))
 				}
-				equalPackets(t, fmt.Sprintf("cut at %d", cut), got, want[:len(got)])
+				testutil.EqualPackets(t, fmt.Sprintf("cut at %d", cut), got, want[:len(got)])
 			}
 			t.Logf("%d cuts", len(cuts))
 		})
@@ -536,28 +530,8 @@ func TestTruncated(t *testing.T) {
 // blocks are read into the reused buffer.
 func TestPayloadsAreOwned(t *testing.T) {
 	data := readTestFile(t, "chromium-h264-opus.mkv")
-	r, err := NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Tracks(); err != nil {
-		t.Fatal(err)
-	}
-	var kept, copies []*media.Packet
-	for {
-		p, err := r.ReadPacket()
-		if err != nil {
-			break
-		}
-		c := *p
-		c.Data = bytes.Clone(p.Data)
-		c.AU = nil
-		for _, n := range p.AU {
-			c.AU = append(c.AU, bytes.Clone(n))
-		}
-		kept, copies = append(kept, p), append(copies, &c)
-	}
-	equalPackets(t, "kept", kept, copies)
+	kept, copies := testutil.ReadKept(t, bytes.NewReader(data), NewReader)
+	testutil.EqualPackets(t, "kept", kept, copies)
 }
 
 func TestReadErrorIsKept(t *testing.T) {
@@ -565,7 +539,7 @@ func TestReadErrorIsKept(t *testing.T) {
 	errBroken := errors.New("pipe broken")
 	for _, cut := range []int{2, 20, 100, 300, 5000, 50000} {
 		r := io.MultiReader(bytes.NewReader(data[:cut]), iotest.ErrReader(errBroken))
-		_, _, err := readAll(r)
+		_, _, err := testutil.ReadAll(r, NewReader)
 		if !errors.Is(err, errBroken) {
 			t.Errorf("cut at %d: got %v, want the reader's error", cut, err)
 		}
@@ -575,7 +549,7 @@ func TestReadErrorIsKept(t *testing.T) {
 // TestTimestampsStart documents where the browsers' timestamps start.
 func TestTimestampsStart(t *testing.T) {
 	for _, rec := range recordings[:3] {
-		_, pkts, err := readAll(bytes.NewReader(readTestFile(t, rec.file)))
+		_, pkts, err := testutil.ReadAll(bytes.NewReader(readTestFile(t, rec.file)), NewReader)
 		if err != io.EOF {
 			t.Fatal(err)
 		}

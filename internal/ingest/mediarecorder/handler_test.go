@@ -4,15 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/livegate/livegate/internal/receiver"
+	"github.com/livegate/livegate/internal/testutil"
 	"github.com/livegate/livegate/internal/transcode"
 )
 
@@ -40,18 +36,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, tweak func(*Handler)) *fixture {
 	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Fatal("ffmpeg is not installed: apt-get install ffmpeg")
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	testutil.NeedTool(t, "ffmpeg")
+	log := testutil.Logger()
 	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: log}
 	if err := rcv.Initialize(); err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse("rtmp://" + rcv.Addr().String() + "/live#local")
+	u := testutil.RTMPURL(t, rcv.Addr().String(), "local")
 	h := &Handler{
 		Log:        log,
 		FFmpegPath: "ffmpeg",
@@ -352,15 +343,9 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func TestDestinationUnreachable(t *testing.T) {
-	// A port nothing listens on: take one and close it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.ClosedPort(t)
 	f := newFixture(t, func(h *Handler) {
-		u, _ := url.Parse("rtmp://" + addr + "/live#key")
+		u := testutil.RTMPURL(t, addr, "key")
 		h.Destinations["gone"] = Destination{Name: "gone", Target: fixed(u)}
 	})
 	data, err := os.ReadFile("testdata/h264.mkv")
@@ -406,11 +391,14 @@ func TestEncoderRestarted(t *testing.T) {
 	// after reading 2 s of it).
 	waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && s[0].Audio != nil && s[0].Audio.Frames > 0 })
 	atKill := f.rcv.Streams()[0].Audio.Frames
-	pid := childFFmpeg()
+	pid := childFFmpeg(t)
+	if pid <= 0 { // 0 would signal the whole process group
+		t.Fatal("no ffmpeg child to kill")
+	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { p := childFFmpeg(); return p != 0 && p != pid })
+	waitFor(t, func() bool { p := childFFmpeg(t); return p != 0 && p != pid })
 	if err := c.sendBinary(data[cut:]); err != nil {
 		t.Fatal(err)
 	}
@@ -428,23 +416,10 @@ func TestEncoderRestarted(t *testing.T) {
 }
 
 // childFFmpeg returns the pid of an ffmpeg child of this test process, or 0.
-func childFFmpeg() int {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 || !strings.Contains(s[:i], "(ffmpeg") {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) && f[0] != "Z" {
-			pid, _ := strconv.Atoi(e.Name())
-			return pid
-		}
+func childFFmpeg(t *testing.T) int {
+	t.Helper()
+	if kids := testutil.FFmpegChildren(t); len(kids) > 0 {
+		return kids[0]
 	}
 	return 0
 }

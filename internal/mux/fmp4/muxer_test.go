@@ -2,9 +2,6 @@ package fmp4
 
 import (
 	"bytes"
-	"errors"
-	"io"
-	"os"
 	"testing"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 
 	"github.com/livegate/livegate/internal/demux/flv"
 	"github.com/livegate/livegate/internal/media"
+	"github.com/livegate/livegate/internal/testutil"
 )
 
 // testFile is H.264 Constrained Baseline 320x240 at 30 fps (a key frame
@@ -22,19 +20,7 @@ const testFile = "../../demux/flv/testdata/h264-aac.flv"
 
 func loadPackets(t *testing.T) (video, audio *media.Track, pkts []*media.Packet) {
 	t.Helper()
-	f, err := os.Open(testFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := flv.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracks, err := r.Tracks()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tracks, pkts := testutil.Demux(t, testFile, flv.NewReader)
 	for _, tr := range tracks {
 		switch tr.Codec {
 		case media.CodecH264:
@@ -42,16 +28,6 @@ func loadPackets(t *testing.T) (video, audio *media.Track, pkts []*media.Packet)
 		case media.CodecAAC:
 			audio = tr
 		}
-	}
-	for {
-		pkt, err := r.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		pkts = append(pkts, pkt)
 	}
 	return video, audio, pkts
 }
