@@ -23,6 +23,7 @@ import (
 
 	"github.com/livegate/livegate/internal/demux/fmp4"
 	"github.com/livegate/livegate/internal/demux/webm"
+	"github.com/livegate/livegate/internal/ingest/webcodecs"
 	"github.com/livegate/livegate/internal/media"
 	"github.com/livegate/livegate/internal/metrics"
 	"github.com/livegate/livegate/internal/session"
@@ -173,7 +174,7 @@ func (cs *connSession) run() {
 		Log:          cs.log,
 		FFmpegPath:   h.FFmpegPath,
 		Encode:       h.Encode,
-		NewDemuxer:   demuxerFor(req.Container),
+		NewDemuxer:   demuxerFor(req),
 		Profile:      profile,
 		Destinations: dests,
 		Metrics:      h.Metrics,
@@ -426,10 +427,14 @@ func passOrTranscode(c, rtmp media.Codec) string {
 	return "transcode"
 }
 
-// demuxerFor returns the demuxer of a container.
-func demuxerFor(c Container) func(io.Reader) (media.Demuxer, error) {
-	if c == ContainerMP4 {
+// demuxerFor returns the demuxer of what the browser announced.
+func demuxerFor(req *startRequest) func(io.Reader) (media.Demuxer, error) {
+	switch req.Container {
+	case ContainerMP4:
 		return func(r io.Reader) (media.Demuxer, error) { return fmp4.NewReader(r) }
+	case ContainerWebCodecs:
+		video, audio := req.Video != media.CodecUnknown, req.Audio != media.CodecUnknown
+		return func(r io.Reader) (media.Demuxer, error) { return webcodecs.NewReader(r, video, audio) }
 	}
 	return func(r io.Reader) (media.Demuxer, error) { return webm.NewReader(r) }
 }

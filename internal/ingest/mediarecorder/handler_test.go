@@ -2,6 +2,7 @@ package mediarecorder
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
@@ -16,6 +17,8 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/livegate/livegate/internal/demux/webm"
+	"github.com/livegate/livegate/internal/ingest/webcodecs"
 	"github.com/livegate/livegate/internal/receiver"
 	"github.com/livegate/livegate/internal/testutil"
 	"github.com/livegate/livegate/internal/transcode"
@@ -442,5 +445,35 @@ func TestBigMessageBeforeStart(t *testing.T) {
 	_ = c.sendBinary(make([]byte, 64<<10))
 	if code := c.closeStatus(); code != websocket.StatusMessageTooBig {
 		t.Fatalf("close code %d, want 1009", code)
+	}
+}
+
+// TestWebCodecsToReceiver: the webcodecs ingest (one encoded frame per
+// message) reaches the receiver with the H.264 passed through.
+func TestWebCodecsToReceiver(t *testing.T) {
+	f := newFixture(t, nil)
+	tracks, pkts := testutil.Demux(t, "../../demux/webm/testdata/chromium-h264-opus.mkv", webm.NewReader)
+	stream := webcodecs.Frames(tracks, pkts)
+	c := f.dial(t)
+	c.sendText(`{"type":"start","version":1,"ingest":"webcodecs","codecs":"avc1.42e01f,opus","destinations":["local"]}`)
+	if m := c.next("ready"); m["video"] != "passthrough" || m["audio"] != "transcode" {
+		t.Fatalf("ready %v", m)
+	}
+	// One message per frame, as the page sends them.
+	for len(stream) > 0 {
+		n := webcodecs.HeaderSize + int(binary.BigEndian.Uint32(stream[10:14]))
+		if err := c.sendBinary(stream[:n]); err != nil {
+			t.Fatal(err)
+		}
+		stream = stream[n:]
+	}
+	c.sendText(`{"type":"stop"}`)
+	if code := c.closeStatus(); code != websocket.StatusNormalClosure {
+		t.Fatalf("close code %d", code)
+	}
+	waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && !s[0].Active })
+	s := f.rcv.Streams()[0]
+	if s.Video == nil || s.Video.Width != 1280 || s.Video.Frames < 130 || s.Audio == nil || s.Audio.Frames < 150 {
+		t.Errorf("receiver got video %+v audio %+v", s.Video, s.Audio)
 	}
 }

@@ -52,6 +52,7 @@ type clientMessage struct {
 	Version      int               `json:"version"`
 	Ingest       string            `json:"ingest"`
 	Mime         string            `json:"mime"`
+	Codecs       string            `json:"codecs,omitempty"`
 	Destinations []string          `json:"destinations"`
 	Profile      string            `json:"profile,omitempty"`
 	Keys         map[string]string `json:"keys,omitempty"`
@@ -62,8 +63,9 @@ type Container int
 
 // Containers.
 const (
-	ContainerMatroska Container = iota + 1 // WebM and Matroska (Chromium, Firefox)
-	ContainerMP4                           // fragmented MP4 (Chromium, Safari)
+	ContainerMatroska  Container = iota + 1 // WebM and Matroska (Chromium, Firefox)
+	ContainerMP4                            // fragmented MP4 (Chromium, Safari)
+	ContainerWebCodecs                      // WebCodecs frames (internal/ingest/webcodecs)
 )
 
 // startRequest is a validated start message.
@@ -106,10 +108,16 @@ func validateStart(m *clientMessage, known map[string]bool) (*startRequest, *pro
 	if m.Version != ProtocolVersion {
 		return nil, errorf("unsupported_version", closeBadRequest, "protocol version %d is not supported; this server speaks version %d", m.Version, ProtocolVersion)
 	}
-	if m.Ingest != "mediarecorder" {
-		return nil, errorf("unsupported_ingest", closeBadRequest, "ingest %q is not supported; use mediarecorder", truncate(m.Ingest, 40))
+	var req *startRequest
+	var perr *protoError
+	switch m.Ingest {
+	case "mediarecorder":
+		req, perr = parseMime(m.Mime)
+	case "webcodecs":
+		req, perr = parseWebCodecs(m.Codecs)
+	default:
+		return nil, errorf("unsupported_ingest", closeBadRequest, "ingest %q is not supported; use mediarecorder or webcodecs", truncate(m.Ingest, 40))
 	}
-	req, perr := parseMime(m.Mime)
 	if perr != nil {
 		return nil, perr
 	}
@@ -179,10 +187,43 @@ func parseMime(s string) (*startRequest, *protoError) {
 	if codecList == "" {
 		return nil, unsupported("it does not name its codecs")
 	}
+	if perr := parseCodecList(req, codecList, unsupported); perr != nil {
+		return nil, perr
+	}
+	if req.Container == ContainerMatroska && req.Audio == media.CodecAAC {
+		return nil, unsupported("AAC is not recorded in WebM")
+	}
+	return req, nil
+}
+
+// parseWebCodecs reads the codecs of a webcodecs start: H.264 video from
+// VideoEncoder and Opus audio from AudioEncoder, as in "avc1.42e01f,opus".
+func parseWebCodecs(list string) (*startRequest, *protoError) {
+	unsupported := func(why string) *protoError {
+		return errorf("unsupported_media", closeUnsupported, "codecs %q: %s; send H.264 (avc1) from VideoEncoder and Opus from AudioEncoder", truncate(list, 80), why)
+	}
+	if len(list) > maxMimeLen {
+		return nil, unsupported("too long")
+	}
+	req := &startRequest{Container: ContainerWebCodecs}
+	if perr := parseCodecList(req, strings.ToLower(list), unsupported); perr != nil {
+		return nil, perr
+	}
+	if (req.Video != media.CodecUnknown && req.Video != media.CodecH264) || (req.Audio != media.CodecUnknown && req.Audio != media.CodecOpus) {
+		return nil, unsupported("the webcodecs ingest takes H.264 and Opus")
+	}
+	return req, nil
+}
+
+// parseCodecList reads a comma-separated list of codec names into req.
+func parseCodecList(req *startRequest, codecList string, unsupported func(string) *protoError) *protoError {
+	if strings.TrimSpace(codecList) == "" {
+		return unsupported("it does not name its codecs")
+	}
 	for _, c := range strings.Split(codecList, ",") {
 		c = strings.TrimSpace(c)
 		if !codecToken.MatchString(c) {
-			return nil, unsupported("a codec name is malformed")
+			return unsupported("a codec name is malformed")
 		}
 		var codec media.Codec
 		switch {
@@ -199,27 +240,24 @@ func parseMime(s string) (*startRequest, *protoError) {
 		case c == "mp4a.40.2" || c == "mp4a.40.5" || c == "mp4a.40.29" || c == "aac":
 			codec = media.CodecAAC
 		default:
-			return nil, unsupported(fmt.Sprintf("codec %q is not supported", c))
+			return unsupported(fmt.Sprintf("codec %q is not supported", c))
 		}
 		if codec.IsVideo() {
 			if req.Video != media.CodecUnknown {
-				return nil, unsupported("it names two video codecs")
+				return unsupported("it names two video codecs")
 			}
 			req.Video = codec
 		} else {
 			if req.Audio != media.CodecUnknown {
-				return nil, unsupported("it names two audio codecs")
+				return unsupported("it names two audio codecs")
 			}
 			req.Audio = codec
 		}
 	}
-	if req.Container == ContainerMatroska && req.Audio == media.CodecAAC {
-		return nil, unsupported("AAC is not recorded in WebM")
-	}
 	if req.Video == media.CodecUnknown && req.Audio == media.CodecUnknown {
-		return nil, unsupported("it has neither audio nor video")
+		return unsupported("it has neither audio nor video")
 	}
-	return req, nil
+	return nil
 }
 
 func names(known map[string]bool) string {
