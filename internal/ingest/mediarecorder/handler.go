@@ -26,6 +26,7 @@ import (
 	"github.com/livegate/livegate/internal/ingest/webcodecs"
 	"github.com/livegate/livegate/internal/media"
 	"github.com/livegate/livegate/internal/metrics"
+	"github.com/livegate/livegate/internal/publish"
 	"github.com/livegate/livegate/internal/session"
 	"github.com/livegate/livegate/internal/transcode"
 )
@@ -269,6 +270,15 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 		case ev := <-events:
 			if err := cs.send(destinationMessage{Type: "destination", Name: ev.Destination, State: string(ev.State), Reason: ev.Reason}); err != nil {
 				return outcome{closed: true, cause: err}
+			}
+			// A destination that (re)connected starts at the next key frame:
+			// ask the browser for one now rather than wait for its interval
+			// (a WebCodecs encoder can make one at once; MediaRecorder
+			// ignores the message).
+			if ev.State == publish.StateLive {
+				if err := cs.send(keyframeMessage{Type: "keyframe", Reason: "destination " + ev.Destination + " is live"}); err != nil {
+					return outcome{closed: true, cause: err}
+				}
 			}
 		case now := <-tick.C:
 			last := cs.lastMedia.Load()

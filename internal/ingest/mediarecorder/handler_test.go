@@ -477,3 +477,20 @@ func TestWebCodecsToReceiver(t *testing.T) {
 		t.Errorf("receiver got video %+v audio %+v", s.Video, s.Audio)
 	}
 }
+
+// TestKeyframeAskedWhenLive: when a destination goes live the browser is
+// asked for a key frame.
+func TestKeyframeAskedWhenLive(t *testing.T) {
+	f := newFixture(t, nil)
+	data, err := os.ReadFile("testdata/h264.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.dial(t)
+	c.sendText(startH264)
+	c.next("ready")
+	go func() { _ = c.sendBinary(data) }() // the test's client; ends when sent or closed
+	if m := c.next("keyframe"); m["type"] != "keyframe" || !strings.Contains(m["reason"].(string), "local") {
+		t.Fatalf("got %v, want a keyframe request", m)
+	}
+}

@@ -310,6 +310,11 @@ type destinationMessage struct {
 	Reason string `json:"reason"`
 }
 
+type keyframeMessage struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
 type errorMessage struct {
 	Type    string `json:"type"`
 	Code    string `json:"code"`
