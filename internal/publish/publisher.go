@@ -181,6 +181,10 @@ func (p *Publisher) BytesOut() uint64 { return p.bytesOut.Load() }
 // Dropped is the number of packets dropped because the queue was full.
 func (p *Publisher) Dropped() uint64 { return p.dropped.Load() }
 
+// Queued is the number of payload bytes waiting to be sent: how far the
+// destination is behind.
+func (p *Publisher) Queued() int64 { return p.queued.Load() }
+
 // Written is the number of packets written to the destination.
 func (p *Publisher) Written() uint64 { return p.written.Load() }
 
@@ -257,7 +261,7 @@ func (p *Publisher) wait(d time.Duration) bool {
 // destination accepted the stream.
 func (p *Publisher) runOnce() (live bool, err error) {
 	cctx, ccancel := context.WithTimeout(p.ctx, connectTimeout)
-	client := &gortmplib.Client{URL: p.URL, Publish: true, TLSConfig: p.TLSConfig}
+	client := &gortmplib.Client{URL: p.URL, Publish: true, TLSConfig: p.TLSConfig, DialContext: dialSmallBuffer}
 	err = client.Initialize(cctx)
 	ccancel()
 	if err != nil {
@@ -342,6 +346,24 @@ func (p *Publisher) runOnce() (live bool, err error) {
 			last = n
 		}
 	}
+}
+
+// sendBuffer bounds the kernel's send buffer for a destination: a few
+// hundred milliseconds of a live stream. With the default (megabytes on
+// a fast path) a slow destination would hide its backlog there, adding
+// seconds of delay that the queue, the drops and the browser's bitrate
+// target never see.
+const sendBuffer = 128 << 10
+
+func dialSmallBuffer(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(sendBuffer)
+	}
+	return c, nil
 }
 
 func toRTMPTrack(t *media.Track) (*gortmplib.Track, error) {

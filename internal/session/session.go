@@ -72,6 +72,7 @@ type DestinationStats struct {
 	State    publish.State
 	BytesOut uint64
 	Dropped  uint64
+	Queued   int64 // payload bytes waiting for the destination
 }
 
 // Stats is a snapshot of a session's counters.
@@ -245,6 +246,7 @@ func (s *Session) Stats() Stats {
 		if i < len(s.pubs) {
 			ds.BytesOut = s.pubs[i].BytesOut()
 			ds.Dropped = s.pubs[i].Dropped()
+			ds.Queued = s.pubs[i].Queued()
 		}
 		st.Destinations = append(st.Destinations, ds)
 	}

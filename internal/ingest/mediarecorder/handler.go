@@ -248,6 +248,7 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 	defer tick.Stop()
 	var lastIn uint64
 	lastOut := map[string]uint64{}
+	var cc congestion
 	for {
 		select {
 		case err := <-readErr:
@@ -294,11 +295,16 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 			lastIn = st.BytesIn
 			for _, d := range st.Destinations {
 				msg.Destinations = append(msg.Destinations, destinationStats{Name: d.Name, State: string(d.State),
-					BytesOut: d.BytesOut, BitrateOut: (d.BytesOut - lastOut[d.Name]) * 8, Dropped: d.Dropped})
+					BytesOut: d.BytesOut, BitrateOut: (d.BytesOut - lastOut[d.Name]) * 8, Dropped: d.Dropped, Queued: d.Queued})
 				lastOut[d.Name] = d.BytesOut
 			}
 			if err := cs.send(msg); err != nil {
 				return outcome{closed: true, cause: err}
+			}
+			if bps, ok := cc.update(now, msg.BitrateIn, st.Destinations); ok {
+				if err := cs.send(bitrateMessage{Type: "bitrate", BPS: bps}); err != nil {
+					return outcome{closed: true, cause: err}
+				}
 			}
 		}
 	}

@@ -494,3 +494,42 @@ func TestKeyframeAskedWhenLive(t *testing.T) {
 		t.Fatalf("got %v, want a keyframe request", m)
 	}
 }
+
+// TestBitrateFallsOnASlowLink: a destination behind a link slower than
+// the stream falls behind; the browser is asked for a lower bitrate.
+func TestBitrateFallsOnASlowLink(t *testing.T) {
+	var slow *testutil.Throttle
+	f := newFixture(t, func(h *Handler) {
+		// 10 kB/s (80 kbit/s) to a stream of about 1 Mbit/s: the kernel
+		// buffers (a few hundred kB) fill in well under a second.
+		rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testutil.Logger()}
+		if err := rcv.Initialize(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rcv.Close)
+		slow = testutil.StartThrottle(t, rcv.Addr().String(), 10_000)
+		h.Destinations["slow"] = Destination{Name: "slow", Target: fixed(testutil.RTMPURL(t, slow.Addr, "slow"))}
+	})
+	data, err := os.ReadFile("testdata/h264.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.dial(t)
+	c.sendText(strings.Replace(startH264, `["local"]`, `["slow"]`, 1))
+	c.next("ready")
+	go func() { // the browser, at about real time: 4 s of media in 4 s
+		for i := 0; i < 16 && len(data) > 0; i++ {
+			n := min(len(data), 487711/16+1)
+			if c.sendBinary(data[:n]) != nil {
+				return
+			}
+			data = data[n:]
+			time.Sleep(250 * time.Millisecond)
+		}
+	}()
+	m := c.next("bitrate")
+	if bps, _ := m["bps"].(float64); m["type"] != "bitrate" || bps <= 0 || bps > 1_500_000 {
+		t.Fatalf("got %v, want a lower bitrate target", m)
+	}
+}
+

@@ -301,6 +301,12 @@ type destinationStats struct {
 	BytesOut   uint64 `json:"bytes_out"`
 	BitrateOut uint64 `json:"bitrate_out"`
 	Dropped    uint64 `json:"dropped,omitempty"`
+	Queued     int64  `json:"queued_bytes"`
+}
+
+type bitrateMessage struct {
+	Type string `json:"type"`
+	BPS  uint64 `json:"bps"` // 0: no limit
 }
 
 type destinationMessage struct {

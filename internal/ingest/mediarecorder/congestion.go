@@ -1,0 +1,63 @@
+package mediarecorder
+
+import (
+	"time"
+
+	"github.com/livegate/livegate/internal/publish"
+	"github.com/livegate/livegate/internal/session"
+)
+
+// congestion turns what the server sees of its own side into bitrate
+// targets for the browser: when a live destination falls behind (more
+// than a second of media queued) or drops packets, the target goes down
+// to 70% of what arrives; after 5 calm seconds it goes up by 10% a step,
+// and is lifted altogether once it is well above what arrives. The
+// browser clamps it to its own range (a WebCodecs encoder changes its
+// bitrate live; MediaRecorder ignores it).
+type congestion struct {
+	target    uint64 // bits/s; 0: no limit asked
+	calmSince time.Time
+	lastDrop  map[string]uint64
+}
+
+const (
+	congestionCalm = 5 * time.Second
+	minTarget      = 150_000
+)
+
+// update returns the new target and true when the browser should be told.
+// bitrateIn is what arrived from the browser over the last second.
+func (c *congestion) update(now time.Time, bitrateIn uint64, dests []session.DestinationStats) (uint64, bool) {
+	if c.lastDrop == nil {
+		c.lastDrop = make(map[string]uint64)
+	}
+	behind := false
+	for _, d := range dests {
+		dropped := d.Dropped > c.lastDrop[d.Name]
+		c.lastDrop[d.Name] = d.Dropped
+		if d.State != publish.StateLive {
+			continue // a reconnecting destination drops by design
+		}
+		if dropped || (bitrateIn > 0 && uint64(d.Queued)*8 > bitrateIn) {
+			behind = true
+		}
+	}
+	switch {
+	case behind && bitrateIn > 0:
+		t := max(bitrateIn*7/10, minTarget)
+		c.calmSince = now
+		if c.target == 0 || t < c.target*9/10 {
+			c.target = t
+			return t, true
+		}
+	case c.target != 0 && now.Sub(c.calmSince) >= congestionCalm:
+		c.calmSince = now
+		if c.target > 2*max(bitrateIn, minTarget) {
+			c.target = 0 // far above what the browser sends: no limit
+		} else {
+			c.target = c.target * 11 / 10
+		}
+		return c.target, true
+	}
+	return 0, false
+}

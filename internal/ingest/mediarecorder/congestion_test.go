@@ -1,0 +1,59 @@
+package mediarecorder
+
+import (
+	"testing"
+	"time"
+
+	"github.com/livegate/livegate/internal/publish"
+	"github.com/livegate/livegate/internal/session"
+)
+
+func TestCongestion(t *testing.T) {
+	live := func(queued int64, dropped uint64) []session.DestinationStats {
+		return []session.DestinationStats{{Name: "a", State: publish.StateLive, Queued: queued, Dropped: dropped}}
+	}
+	t0 := time.Now()
+	type step struct {
+		at      time.Duration
+		in      uint64
+		dests   []session.DestinationStats
+		want    uint64
+		changed bool
+	}
+	for _, ca := range []struct {
+		name  string
+		steps []step
+	}{
+		{"calm: nothing asked", []step{{0, 2_000_000, live(10_000, 0), 0, false}, {time.Second, 2_000_000, live(0, 0), 0, false}}},
+		{"behind: 70% of what arrives", []step{{0, 2_000_000, live(400_000, 0), 1_400_000, true}}},
+		{"drops: down, then no change while stable", []step{
+			{0, 2_000_000, live(0, 1), 1_400_000, true},
+			{time.Second, 2_000_000, live(0, 5), 0, false}, // more drops, but not clearly lower
+			{2 * time.Second, 1_400_000, live(0, 5), 0, false},
+		}},
+		{"down again only when clearly lower", []step{
+			{0, 2_000_000, live(400_000, 0), 1_400_000, true},
+			{time.Second, 1_900_000, live(400_000, 0), 0, false},
+			{2 * time.Second, 1_000_000, live(400_000, 0), 700_000, true},
+		}},
+		{"recovers by 10% after 5 calm seconds", []step{
+			{0, 2_000_000, live(400_000, 0), 1_400_000, true},
+			{3 * time.Second, 1_400_000, live(0, 0), 0, false},
+			{5 * time.Second, 1_400_000, live(0, 0), 1_540_000, true},
+		}},
+		{"a reconnecting destination does not count", []step{
+			{0, 2_000_000, []session.DestinationStats{{Name: "a", State: publish.StateReconnecting, Queued: 1 << 20}}, 0, false},
+		}},
+		{"never below the floor", []step{{0, 100_000, live(1<<20, 0), minTarget, true}}},
+	} {
+		t.Run(ca.name, func(t *testing.T) {
+			var c congestion
+			for i, s := range ca.steps {
+				got, changed := c.update(t0.Add(s.at), s.in, s.dests)
+				if changed != s.changed || (changed && got != s.want) {
+					t.Fatalf("step %d: got %d %v, want %d %v", i, got, changed, s.want, s.changed)
+				}
+			}
+		})
+	}
+}
