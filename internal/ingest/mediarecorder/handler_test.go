@@ -532,4 +532,3 @@ func TestBitrateFallsOnASlowLink(t *testing.T) {
 		t.Fatalf("got %v, want a lower bitrate target", m)
 	}
 }
-
