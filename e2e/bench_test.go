@@ -79,7 +79,8 @@ func chromiumRecording(b *testing.B, dur time.Duration) []byte {
 	}
 	lg := startLivegate(b, "receiver:\n  listen: 127.0.0.1:0\n")
 	br := startChromium(b)
-	if err := br.Navigate(lg.URL("/?destination=local")); err != nil {
+	// MediaRecorder: the recording replayed is its Matroska.
+	if err := br.Navigate(lg.URL("/?destination=local&ingest=mediarecorder")); err != nil {
 		b.Fatal(err)
 	}
 	if err := br.WaitFor(`document.body.dataset.state === 'ready'`, 20*time.Second); err != nil {

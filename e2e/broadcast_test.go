@@ -23,6 +23,7 @@ import (
 
 	"github.com/livegate/livegate/internal/demux/flv"
 	"github.com/livegate/livegate/internal/demux/webm"
+	"github.com/livegate/livegate/internal/ingest/webcodecs"
 	"github.com/livegate/livegate/internal/media"
 )
 
@@ -538,11 +539,17 @@ const capturedBytes = `(() => {
 // are byte for byte those Chromium sent, and the only ffmpeg livegate ran
 // for the broadcast did audio.
 func TestChromiumH264ArrivesUntouched(t *testing.T) {
+	for _, ingest := range []string{"mediarecorder", "webcodecs"} {
+		t.Run(ingest, func(t *testing.T) { h264Untouched(t, ingest) })
+	}
+}
+
+func h264Untouched(t *testing.T, ingest string) {
 	nginx := startNginx(t)
 	lg := startLivegate(t, fmt.Sprintf("receiver:\n  enabled: false\ndestinations:\n  nginx:\n    url: %s\n", nginx.URL("same")))
 	b := startChromium(t)
 	screenshotOnFailure(t, "studio", b)
-	if err := b.Navigate(lg.URL("/?destination=nginx")); err != nil {
+	if err := b.Navigate(lg.URL("/?destination=nginx&ingest=" + ingest)); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.WaitFor(`document.body.dataset.state === 'ready'`, 20*time.Second); err != nil {
@@ -586,7 +593,16 @@ func TestChromiumH264ArrivesUntouched(t *testing.T) {
 	}
 	nginx.Stop()
 
-	browser := sliceHashes(t, "the browser's upload", func() (media.Demuxer, error) { return webm.NewReader(bytes.NewReader(sent)) })
+	var got string
+	if err := evalInto(b, `window.__livegate.ingest`, &got); err != nil || got != ingest {
+		t.Fatalf("the page used %q (%v), want %s", got, err, ingest)
+	}
+	browser := sliceHashes(t, "the browser's upload", func() (media.Demuxer, error) {
+		if ingest == "webcodecs" {
+			return webcodecs.NewReader(bytes.NewReader(sent), true, true)
+		}
+		return webm.NewReader(bytes.NewReader(sent))
+	})
 	f, err := os.Open(nginx.RecordPath("same"))
 	if err != nil {
 		t.Fatal(err)
@@ -704,6 +720,61 @@ func TestFirefoxProfiles(t *testing.T) {
 			}
 			nginx.Stop()
 			checkRecordingSize(t, nginx.RecordPath("ff"), "High", true, ca.width, ca.height)
+		})
+	}
+}
+
+// TestChromiumWayIn: Chromium publishes to nginx-rtmp through each way in
+// (WebCodecs, the default there, and the MediaRecorder fallback); both
+// arrive as Chromium's own H.264 with AAC and a key frame about every
+// second.
+func TestChromiumWayIn(t *testing.T) {
+	for _, ingest := range []string{"webcodecs", "mediarecorder"} {
+		t.Run(ingest, func(t *testing.T) {
+			nginx := startNginx(t)
+			lg := startLivegate(t, fmt.Sprintf("receiver:\n  enabled: false\ndestinations:\n  nginx:\n    url: %s\n", nginx.URL("way")))
+			b := startChromium(t)
+			res := broadcastURL(t, b, lg, "nginx", "/?destination=nginx&ingest="+ingest+"&autostart=1")
+			var used string
+			if err := evalInto(b, `window.__livegate.ingest`, &used); err != nil || used != ingest {
+				t.Fatalf("the page used %q (%v), want %s", used, err, ingest)
+			}
+			if res.video != "passthrough" {
+				t.Errorf("video %q, want passthrough", res.video)
+			}
+			nginx.Stop()
+			path := nginx.RecordPath("way")
+			checkRecording(t, path, "Constrained Baseline", false)
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			r, err := flv.NewReader(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Tracks(); err != nil {
+				t.Fatal(err)
+			}
+			var keys []time.Duration
+			for {
+				p, err := r.ReadPacket()
+				if err != nil {
+					break
+				}
+				if p.Track.Codec == media.CodecH264 && p.Key {
+					keys = append(keys, p.DTS)
+				}
+			}
+			if len(keys) < 2 {
+				t.Fatalf("%d key frames", len(keys))
+			}
+			gap := (keys[len(keys)-1] - keys[0]) / time.Duration(len(keys)-1)
+			t.Logf("%s: %d key frames, one every %v", ingest, len(keys), gap.Round(time.Millisecond))
+			if gap < 500*time.Millisecond || gap > 2100*time.Millisecond {
+				t.Errorf("a key frame every %v, want about 1 s", gap)
+			}
 		})
 	}
 }

@@ -8,8 +8,13 @@
 //   // optional: an output profile from GET /api/v1/destinations, and the streamer's own keys
 //   // for destinations marked key_from_client (sent once in `start`, then forgotten):
 //   //   publish(stream, { destinations: ['twitch'], profile: '720p', keys: { twitch: key } })
+//   // how the browser encodes: 'auto' (default: WebCodecs where it is low-latency, i.e.
+//   // Chromium; MediaRecorder elsewhere), 'webcodecs' or 'mediarecorder'
+//   //   publish(stream, { destination: 'local', ingest: 'mediarecorder' })
 //   pub.addEventListener('state', () => console.log(pub.state));
 //   pub.addEventListener('error', (e) => console.log(e.detail.code, e.detail.message));
+//   // pub.ingest ('webcodecs' | 'mediarecorder', once chosen: the 'ingest' event), and with
+//   // WebCodecs pub.framesEncoded, pub.framesDropped, pub.encoderQueue, pub.videoBitrate
 //   ...
 //   await pub.stop();
 //
@@ -30,6 +35,41 @@ export const MIME_TYPES = Object.freeze([
 // Above this many bytes queued in the WebSocket, the network cannot keep up with the
 // recorder; we end the broadcast rather than let memory grow without bound.
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
+// WebCodecs: above this many bytes queued in the WebSocket, video frames are dropped (the
+// encoder then starts again from a key frame once the queue has drained).
+const SOFT_BUFFERED_BYTES = 2 * 1024 * 1024;
+// WebCodecs: more frames than this waiting in the VideoEncoder, and new ones are dropped.
+const MAX_ENCODE_QUEUE = 2;
+// WebCodecs: a key frame at least this often (µs), so the stream can be joined and cut quickly.
+const KEY_INTERVAL_US = 1_000_000;
+// The lowest video bitrate a server `bitrate` message can ask for.
+const MIN_VIDEO_BPS = 150_000;
+// How long to wait for the first audio and video before the broadcast's time zero is set
+// without the late one.
+const TIME_ZERO_WAIT_MS = 1000;
+
+// WebCodecs frame header (docs/protocol.md, "WebCodecs frames"): type u8, flags u8,
+// timestamp i64 µs, payload length u32, big-endian.
+const WC_HEADER = 14;
+const WC_VIDEO_CONFIG = 1;
+const WC_AUDIO_CONFIG = 2;
+const WC_VIDEO = 3;
+const WC_AUDIO = 4;
+const WC_KEY = 0x01;
+const WC_MAX_PAYLOAD = 4 * 1024 * 1024 - WC_HEADER; // the server's default message limit
+
+// H.264 levels for constrained baseline (avc1.42e0xx), lowest first: [level_idc, max
+// macroblocks per frame, max macroblocks per second] (ITU-T H.264 table A-1).
+const H264_LEVELS = Object.freeze([
+  [0x1f, 3600, 108000], // 3.1: 1280×720 at 30
+  [0x20, 5120, 216000], // 3.2: 1280×720 at 60
+  [0x28, 8192, 245760], // 4.0: 1920×1080 at 30
+  [0x2a, 8704, 522240], // 4.2: 1920×1080 at 60
+  [0x32, 22080, 589824], // 5.0: 2560×1440 at 30
+  [0x33, 36864, 983040], // 5.1: 3840×2160 at 30
+  [0x34, 36864, 2073600], // 5.2: 3840×2160 at 60
+]);
 
 // Chunk boundaries mean nothing to the server, so large blobs are sent in pieces well
 // under its per-message limit (limits.max_message_bytes, 4 MiB by default).
@@ -64,6 +104,75 @@ export function pickMimeType() {
   return null;
 }
 
+/**
+ * Whether this browser has what the WebCodecs way in needs: VideoEncoder, AudioEncoder and
+ * MediaStreamTrackProcessor (Chromium; Firefox has no MediaStreamTrackProcessor).
+ */
+export function hasWebCodecs() {
+  return typeof VideoEncoder === 'function' && typeof AudioEncoder === 'function'
+    && typeof MediaStreamTrackProcessor === 'function' && typeof VideoEncoder.isConfigSupported === 'function';
+}
+
+/**
+ * The VideoEncoder configuration for `track` (H.264 constrained baseline at the lowest level
+ * its size and frame rate fit, realtime, AVCC output), or null when this browser cannot
+ * encode it with WebCodecs.
+ */
+export async function videoEncoderConfig(track, { videoBitsPerSecond = 2_500_000 } = {}) {
+  if (!hasWebCodecs() || !track) return null;
+  const settings = typeof track.getSettings === 'function' ? track.getSettings() : {};
+  const width = Math.round(settings.width || 0);
+  const height = Math.round(settings.height || 0);
+  if (!width || !height) return null;
+  const framerate = settings.frameRate > 0 ? settings.frameRate : 30;
+  const mbs = Math.ceil(width / 16) * Math.ceil(height / 16);
+  // Cameras report 30.000030517578125 and the like: that is still 30 for the level.
+  const fps = Math.round(framerate * 100) / 100;
+  const fits = H264_LEVELS.filter(([, maxFs, maxMbps]) => mbs <= maxFs && mbs * fps <= maxMbps);
+  const hex = (n) => n.toString(16).padStart(2, '0');
+  // Constrained baseline first; Main (4d40xx) only if the browser offers no baseline.
+  const codecs = [...fits.map(([level]) => `avc1.42e0${hex(level)}`), ...fits.map(([level]) => `avc1.4d40${hex(level)}`)];
+  for (const codec of codecs) {
+    const config = {
+      codec, width, height, bitrate: videoBitsPerSecond, framerate, latencyMode: 'realtime', avc: { format: 'avc' },
+    };
+    try {
+      const support = await VideoEncoder.isConfigSupported(config);
+      if (support && support.supported) return config;
+    } catch {
+      // a configuration this browser rejects outright: try the next
+    }
+  }
+  return null;
+}
+
+/**
+ * How `stream` would be sent: {ingest: 'webcodecs', config} (the VideoEncoder configuration)
+ * or {ingest: 'mediarecorder', mimeType}, or {ingest: null, reason} when neither works.
+ * `ingest` is 'auto' (WebCodecs when this browser has it for the camera's size, else
+ * MediaRecorder), 'webcodecs' or 'mediarecorder'.
+ */
+export async function chooseIngest(stream, { ingest = 'auto', mimeType, videoBitsPerSecond = 2_500_000 } = {}) {
+  const want = ingest === 'webcodecs' || ingest === 'mediarecorder' ? ingest : 'auto';
+  if (want !== 'mediarecorder') {
+    const track = stream && stream.getVideoTracks()[0];
+    const config = await videoEncoderConfig(track, { videoBitsPerSecond });
+    if (config) return { ingest: 'webcodecs', config };
+    if (want === 'webcodecs') {
+      return {
+        ingest: null,
+        code: 'webcodecs_unavailable',
+        reason: hasWebCodecs()
+          ? 'this browser cannot encode this camera’s video to H.264 with WebCodecs'
+          : 'this browser cannot send video with WebCodecs (it needs VideoEncoder and MediaStreamTrackProcessor)',
+      };
+    }
+  }
+  const type = mimeType || pickMimeType();
+  if (type) return { ingest: 'mediarecorder', mimeType: type };
+  return { ingest: null, code: 'no_supported_type', reason: 'this browser cannot record H.264 or VP8 video with MediaRecorder' };
+}
+
 /** ws(s)://<this host>/api/v1/publish, wss when the page is served over https. */
 export function defaultURL() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -83,6 +192,8 @@ export class Publication extends EventTarget {
   #stream;
   #ws = null;
   #recorder = null;
+  #wc = null; // the WebCodecs pipeline, while it runs (see #startWebCodecs)
+  #videoConfig = null; // the VideoEncoder configuration, when ingest is 'webcodecs'
   #opts;
   #chain = Promise.resolve(); // sends, in the order dataavailable fired
   #stopPromise = null;
@@ -95,7 +206,9 @@ export class Publication extends EventTarget {
 
   /** 'connecting' | 'live' | 'stopping' | 'ended' | 'error' */
   state = 'connecting';
-  /** MediaRecorder type in use. */
+  /** how the browser encodes: 'webcodecs' or 'mediarecorder' (null until chosen). */
+  ingest = null;
+  /** MediaRecorder type in use; with WebCodecs, the codecs sent in `start` ("avc1.42e01f,opus"). */
   mimeType = null;
   /** the server's `ready` message, once it came. */
   ready = null;
@@ -105,11 +218,16 @@ export class Publication extends EventTarget {
   error = null;
   /** destination name → {name, state, reason, bytes_out, bitrate_out}, from `destination` and `stats`. */
   destinations = {};
-  /** bytes handed to the WebSocket, and in how many chunks. */
+  /** bytes handed to the WebSocket, and in how many chunks (WebCodecs: messages). */
   bytesSent = 0;
   chunksSent = 0;
   /** client-side send rate in bits per second over the last second (what left the socket buffer). */
   bitrate = 0;
+  /** WebCodecs: video frames the encoder produced, and frames dropped (not encoded, or not sent). */
+  framesEncoded = 0;
+  framesDropped = 0;
+  /** the video encoder's bitrate target (WebCodecs follows the server's `bitrate` messages). */
+  videoBitrate = 0;
   /** Date.now() when the state became 'live', and when it then became 'ended' or 'error'. */
   liveSince = 0;
   endedAt = 0;
@@ -122,6 +240,7 @@ export class Publication extends EventTarget {
     destinations: names,
     destination,
     mimeType,
+    ingest = 'auto',
     videoBitsPerSecond = 2_500_000,
     audioBitsPerSecond = 128_000,
     timeslice = 250,
@@ -139,26 +258,23 @@ export class Publication extends EventTarget {
     this.#opts = {
       url: url || defaultURL(),
       destinations,
+      ingest: ingest === 'webcodecs' || ingest === 'mediarecorder' ? ingest : 'auto',
+      mimeType: mimeType || null,
       videoBitsPerSecond,
       audioBitsPerSecond,
       timeslice,
       readyTimeout,
       profile: typeof profile === 'string' ? profile : '',
     };
+    this.videoBitrate = videoBitsPerSecond;
     // Only keys with a value go into `start`; they are kept nowhere else.
     const entries = keys && typeof keys === 'object'
       ? Object.entries(keys).filter(([name, key]) => name && typeof key === 'string' && key !== '')
       : [];
     this.#keys = entries.length ? Object.fromEntries(entries) : null;
-    this.mimeType = mimeType || pickMimeType();
     this.#closed = new Promise((resolve) => { this.#resolveClosed = resolve; });
 
     // Fail after the caller had a chance to add listeners.
-    if (!this.mimeType) {
-      this.#later(() => this.#fail('no_supported_type',
-        'this browser cannot record H.264 or VP8 video with MediaRecorder'));
-      return;
-    }
     if (destinations.length === 0) {
       this.#later(() => this.#fail('no_destination', 'no destination was chosen'));
       return;
@@ -167,7 +283,7 @@ export class Publication extends EventTarget {
       this.#later(() => this.#fail('no_stream', 'there is no camera video to send'));
       return;
     }
-    this.#connect();
+    this.#begin();
   }
 
   /** 'passthrough' or 'transcode' once ready, else null. */
@@ -176,10 +292,45 @@ export class Publication extends EventTarget {
   get url() { return this.#opts.url; }
   /** the output profile asked for in `start` ('' for none: the video goes as it came). */
   get profile() { return this.#opts.profile; }
+  /** WebCodecs: frames waiting in the video encoder (its encodeQueueSize); 0 otherwise. */
+  get encoderQueue() {
+    const enc = this.#wc && this.#wc.venc;
+    return enc && enc.state !== 'closed' ? enc.encodeQueueSize : 0;
+  }
+
+  /** WebCodecs: make the next video frame a key frame (the server asks with `keyframe`). */
+  requestKeyFrame() {
+    if (this.#wc) this.#wc.needKey = true;
+  }
 
   /**
-   * End the broadcast cleanly: stop the recorder, send what it still had, send `stop`,
-   * and wait for the server to close. Resolves when the socket has closed (never rejects).
+   * WebCodecs: change the video encoder's bitrate live (the server asks with `bitrate`),
+   * clamped to [150 kbit/s, videoBitsPerSecond]; 0 or less means "no limit" (back to
+   * videoBitsPerSecond). MediaRecorder cannot change its bitrate: ignored there.
+   */
+  setVideoBitrate(bps) {
+    if (typeof bps !== 'number' || !Number.isFinite(bps)) return;
+    const top = this.#opts.videoBitsPerSecond;
+    const target = bps <= 0 ? top : Math.round(Math.min(top, Math.max(MIN_VIDEO_BPS, bps)));
+    const wc = this.#wc;
+    if (this.ingest !== 'webcodecs' || !wc || target === this.videoBitrate) return;
+    this.videoBitrate = target;
+    this.#videoConfig = { ...this.#videoConfig, bitrate: target };
+    if (wc.venc.state === 'configured') {
+      try {
+        wc.venc.configure(this.#videoConfig); // Chromium: no new key frame, same avcC
+      } catch (err) {
+        this.#encoderFailed('video', err);
+        return;
+      }
+    }
+    this.#emit('bitrate', { bitrate: target });
+  }
+
+  /**
+   * End the broadcast cleanly: stop the recorder (or flush the encoders), send what it still
+   * had, send `stop`, and wait for the server to close. Resolves when the socket has closed
+   * (never rejects).
    */
   stop() {
     if (this.#stopPromise) return this.#stopPromise;
@@ -190,7 +341,7 @@ export class Publication extends EventTarget {
   /** End at once without waiting for the server (for pagehide). */
   close() {
     this.#keys = null;
-    this.#stopRecorder();
+    this.#stopMedia();
     this.#cleanup();
     if (this.state === 'connecting' || this.state === 'live' || this.state === 'stopping') {
       this.#setState('ended');
@@ -198,6 +349,7 @@ export class Publication extends EventTarget {
     if (this.#ws && this.#ws.readyState <= WebSocket.OPEN) {
       try { this.#ws.close(1000, 'page closed'); } catch { /* already closing */ }
     }
+    if (!this.#ws) this.#resolveClosed();
   }
 
   async #stop() {
@@ -211,7 +363,7 @@ export class Publication extends EventTarget {
       return;
     }
     this.#setState('stopping');
-    await this.#stopRecorder(); // the final dataavailable comes before 'stop'
+    await this.#stopMedia(true); // the recorder's last data, the encoders' last frames
     await this.#chain;
     if (ws.readyState === WebSocket.OPEN) {
       try { ws.send(JSON.stringify({ type: 'stop' })); } catch { /* closing */ }
@@ -233,6 +385,32 @@ export class Publication extends EventTarget {
     clearTimeout(timeout);
   }
 
+  // Chooses WebCodecs or MediaRecorder (isConfigSupported is asynchronous), then connects.
+  async #begin() {
+    let choice;
+    try {
+      choice = await chooseIngest(this.#stream, {
+        ingest: this.#opts.ingest, mimeType: this.#opts.mimeType, videoBitsPerSecond: this.#opts.videoBitsPerSecond,
+      });
+    } catch (err) {
+      choice = { ingest: null, code: 'no_supported_type', reason: `the browser could not check its encoders: ${err.message}` };
+    }
+    if (this.state !== 'connecting') return; // closed meanwhile
+    if (!choice.ingest) {
+      this.#fail(choice.code, choice.reason);
+      return;
+    }
+    this.ingest = choice.ingest;
+    if (choice.ingest === 'webcodecs') {
+      this.#videoConfig = choice.config;
+      this.mimeType = this.#stream.getAudioTracks().length ? `${choice.config.codec},opus` : choice.config.codec;
+    } else {
+      this.mimeType = choice.mimeType;
+    }
+    this.#emit('ingest', { ingest: this.ingest, mimeType: this.mimeType });
+    this.#connect();
+  }
+
   #connect() {
     let ws;
     try {
@@ -247,13 +425,10 @@ export class Publication extends EventTarget {
 
     ws.addEventListener('open', () => {
       opened = true;
-      const start = {
-        type: 'start',
-        version: PROTOCOL_VERSION,
-        ingest: 'mediarecorder',
-        mime: this.mimeType,
-        destinations: this.#opts.destinations,
-      };
+      const start = { type: 'start', version: PROTOCOL_VERSION, ingest: this.ingest };
+      if (this.ingest === 'webcodecs') start.codecs = this.mimeType;
+      else start.mime = this.mimeType;
+      start.destinations = this.#opts.destinations;
       if (this.#opts.profile) start.profile = this.#opts.profile;
       if (this.#keys) start.keys = this.#keys;
       this.#keys = null; // sent; this object does not keep them
@@ -276,7 +451,7 @@ export class Publication extends EventTarget {
     ws.addEventListener('close', (ev) => {
       this.closeCode = ev.code;
       this.closeReason = ev.reason;
-      this.#stopRecorder();
+      this.#stopMedia();
       this.#cleanup();
       this.#resolveClosed();
       if (this.state === 'error' || this.state === 'ended') return;
@@ -307,7 +482,8 @@ export class Publication extends EventTarget {
           if (!this.destinations[name]) this.destinations[name] = { name, state: 'connecting', reason: '' };
         }
         this.#emit('ready', msg);
-        this.#startRecorder();
+        if (this.ingest === 'webcodecs') this.#startWebCodecs();
+        else this.#startRecorder();
         break;
       case 'stats':
         this.stats = msg;
@@ -328,8 +504,17 @@ export class Publication extends EventTarget {
       case 'error':
         this.#fail(msg.code || 'server_error', msg.message || 'the server ended the broadcast', msg);
         break;
+      case 'keyframe':
+        // A destination (re)connected and starts at the next key frame. MediaRecorder cannot
+        // make one on demand (it makes one a second anyway).
+        this.requestKeyFrame();
+        break;
+      case 'bitrate':
+        // The server's side is congested (or calm again): MediaRecorder cannot follow.
+        this.setVideoBitrate(msg.bps);
+        break;
       default:
-        // Unknown messages (later protocol additions such as `bitrate`, `keyframe`) are ignored.
+        // Unknown messages (later protocol additions) are ignored.
         break;
     }
   }
@@ -363,12 +548,7 @@ export class Publication extends EventTarget {
     recorder.addEventListener('stop', () => {
       if (this.state === 'connecting' || this.state === 'live') {
         // The recorder stopped by itself, e.g. the camera was unplugged.
-        this.#chain.then(() => {
-          if (this.state === 'connecting' || this.state === 'live') {
-            this.#fail('recorder_stopped', 'recording stopped: the camera or microphone went away');
-            this.#closeSocket(1000, 'recorder stopped');
-          }
-        });
+        this.#chain.then(() => this.#mediaWentAway());
       }
     });
     try {
@@ -378,8 +558,19 @@ export class Publication extends EventTarget {
       this.#closeSocket(1000, 'recorder failed');
       return;
     }
+    this.#startTicking();
+  }
+
+  #startTicking() {
     this.#rateMark = { time: performance.now(), bytes: 0 };
     this.#timer = setInterval(() => this.#tick(), 1000);
+  }
+
+  #mediaWentAway() {
+    if (this.state === 'connecting' || this.state === 'live') {
+      this.#fail('recorder_stopped', 'recording stopped: the camera or microphone went away');
+      this.#closeSocket(1000, 'recorder stopped');
+    }
   }
 
   async #send(blob) {
@@ -391,7 +582,11 @@ export class Publication extends EventTarget {
     for (let off = 0; off < buf.byteLength; off += MAX_FRAME_BYTES) {
       ws.send(off === 0 && buf.byteLength <= MAX_FRAME_BYTES ? buf : buf.slice(off, off + MAX_FRAME_BYTES));
     }
-    this.bytesSent += buf.byteLength;
+    this.#sent(buf.byteLength);
+  }
+
+  #sent(n) {
+    this.bytesSent += n;
     this.chunksSent += 1;
     if (this.chunksSent === 1 && this.state === 'connecting') {
       this.liveSince = Date.now();
@@ -399,6 +594,286 @@ export class Publication extends EventTarget {
     }
     this.#emit('sent', { bytesSent: this.bytesSent, chunksSent: this.chunksSent, bitrate: this.bitrate });
     this.#checkBuffer();
+  }
+
+  // ------------------------------------------------------------ WebCodecs
+  //
+  // Each track is read with a MediaStreamTrackProcessor (on a clone of the track, so that the
+  // caller's tracks are never touched), encoded (VideoEncoder H.264, AudioEncoder Opus), and
+  // every encoded chunk is sent as one binary message behind the 14-byte header.
+  //
+  // Time: Chromium stamps VideoFrames and AudioData on different clocks (video: the system's
+  // monotonic clock; audio: the page's, as performance.now()), so each track is put on the
+  // page's clock when its first input arrives, and time zero is the earlier of the two
+  // tracks' first inputs (no chunk is then before it). Until both have arrived, chunks wait.
+
+  #startWebCodecs() {
+    const videoTrack = this.#stream.getVideoTracks()[0];
+    const audioTrack = this.#stream.getAudioTracks()[0] || null;
+    const wc = {
+      running: true, // taking input
+      outputs: true, // sending the encoders' output
+      venc: null,
+      aenc: null,
+      tracks: [], // the clones read here, stopped at the end
+      readers: [],
+      kinds: audioTrack ? ['video', 'audio'] : ['video'],
+      offset: {}, // kind → µs to add to its timestamps to be on the page's clock
+      first: {}, // kind → its first input's time on the page's clock
+      zero: null, // the broadcast's time zero on the page's clock, once known
+      zeroTimer: 0,
+      pending: [], // frames waiting for time zero: [type, flags, pageTime, payload]
+      needKey: false, // the next video frame must be a key frame
+      waitKey: false, // a video chunk was dropped: drop the rest until a key frame
+      lastKey: -Infinity, // input timestamp of the last key frame
+      videoDesc: null, // the avcC last sent
+      audioDesc: null, // the OpusHead last sent (empty: none)
+      audioDrops: 0,
+    };
+    this.#wc = wc;
+    wc.zeroTimer = setTimeout(() => this.#setZero(), TIME_ZERO_WAIT_MS);
+    try {
+      wc.venc = new VideoEncoder({
+        output: (chunk, meta) => this.#onVideoChunk(wc, chunk, meta),
+        error: (err) => this.#encoderFailed('video', err),
+      });
+      wc.venc.configure(this.#videoConfig);
+      if (audioTrack) {
+        wc.aenc = new AudioEncoder({
+          output: (chunk, meta) => this.#onAudioChunk(wc, chunk, meta),
+          error: (err) => this.#encoderFailed('audio', err),
+        });
+      }
+      this.#readTrack(wc, 'video', videoTrack, (frame) => this.#onVideoFrame(wc, frame));
+      if (audioTrack) this.#readTrack(wc, 'audio', audioTrack, (data) => this.#onAudioData(wc, data));
+    } catch (err) {
+      this.#encoderFailed('video', err);
+      return;
+    }
+    this.#startTicking();
+  }
+
+  #readTrack(wc, kind, track, handle) {
+    const clone = track.clone();
+    wc.tracks.push(clone);
+    const reader = new MediaStreamTrackProcessor({ track: clone }).readable.getReader();
+    wc.readers.push(reader);
+    (async () => {
+      for (;;) {
+        let r;
+        try {
+          r = await reader.read();
+        } catch {
+          break;
+        }
+        if (r.done) break;
+        if (!wc.running) {
+          r.value.close();
+          break;
+        }
+        handle(r.value);
+      }
+      // The track ended by itself (the camera or microphone went away), not by our stop.
+      if (wc.running && this.#wc === wc) this.#mediaWentAway();
+    })();
+  }
+
+  // The first input of a track puts it on the page's clock.
+  #noteInput(wc, kind, timestamp) {
+    if (kind in wc.offset) return;
+    const now = Math.round(performance.now() * 1000);
+    // Already the page's clock (Chromium's audio): keep its times exact.
+    wc.offset[kind] = Math.abs(now - timestamp) < 500_000 ? 0 : now - timestamp;
+    wc.first[kind] = timestamp + wc.offset[kind];
+    if (wc.kinds.every((k) => k in wc.first)) this.#setZero();
+  }
+
+  #setZero() {
+    const wc = this.#wc;
+    if (!wc || wc.zero !== null) return;
+    const firsts = Object.values(wc.first);
+    if (firsts.length === 0) return; // nothing yet: the first input sets it
+    clearTimeout(wc.zeroTimer);
+    wc.zero = Math.min(...firsts);
+    const pending = wc.pending;
+    wc.pending = [];
+    for (const [type, flags, time, payload] of pending) this.#sendFrame(wc, type, flags, time, payload);
+  }
+
+  #onVideoFrame(wc, frame) {
+    try {
+      this.#noteInput(wc, 'video', frame.timestamp);
+      const enc = wc.venc;
+      if (enc.state !== 'configured') return;
+      const ws = this.#ws;
+      if (enc.encodeQueueSize > MAX_ENCODE_QUEUE) {
+        // The encoder cannot keep up: skip this frame (the next ones still follow the last).
+        this.framesDropped += 1;
+        return;
+      }
+      if (ws && ws.bufferedAmount > SOFT_BUFFERED_BYTES) {
+        // The network cannot keep up: skip, and start again from a key frame once it has.
+        this.framesDropped += 1;
+        wc.needKey = true;
+        return;
+      }
+      const t = frame.timestamp;
+      const key = wc.needKey || t - wc.lastKey >= KEY_INTERVAL_US || t < wc.lastKey;
+      if (key) {
+        wc.needKey = false;
+        wc.lastKey = t;
+      }
+      enc.encode(frame, { keyFrame: key });
+    } catch (err) {
+      this.#encoderFailed('video', err);
+    } finally {
+      frame.close();
+    }
+  }
+
+  #onAudioData(wc, data) {
+    try {
+      this.#noteInput(wc, 'audio', data.timestamp);
+      const enc = wc.aenc;
+      if (enc.state === 'unconfigured') {
+        enc.configure({
+          codec: 'opus',
+          sampleRate: data.sampleRate,
+          numberOfChannels: data.numberOfChannels,
+          bitrate: this.#opts.audioBitsPerSecond,
+        });
+      }
+      if (enc.state !== 'configured') return;
+      if (enc.encodeQueueSize > 50) {
+        wc.audioDrops += 1; // a second of audio waiting: the machine is overloaded
+        return;
+      }
+      enc.encode(data);
+    } catch (err) {
+      this.#encoderFailed('audio', err);
+    } finally {
+      data.close();
+    }
+  }
+
+  #onVideoChunk(wc, chunk, meta) {
+    if (!wc.outputs || this.#wc !== wc) return;
+    this.framesEncoded += 1;
+    const key = chunk.type === 'key';
+    if (key) {
+      wc.lastKey = Math.max(wc.lastKey, chunk.timestamp);
+    }
+    const ws = this.#ws;
+    const congested = ws && ws.bufferedAmount > SOFT_BUFFERED_BYTES;
+    if (!key && (wc.waitKey || congested || !wc.videoDesc && !(meta && meta.decoderConfig))) {
+      // A frame the server could not decode (one before it is missing), or no room for it.
+      this.framesDropped += 1;
+      wc.waitKey = true;
+      wc.needKey = true;
+      return;
+    }
+    if (chunk.byteLength > WC_MAX_PAYLOAD) {
+      this.framesDropped += 1;
+      wc.waitKey = true;
+      wc.needKey = true;
+      return;
+    }
+    if (key) wc.waitKey = false;
+    const time = chunk.timestamp + wc.offset.video;
+    const desc = meta && meta.decoderConfig && meta.decoderConfig.description;
+    if (desc) {
+      const bytes = copyBytes(desc);
+      if (!sameBytes(bytes, wc.videoDesc)) {
+        wc.videoDesc = bytes;
+        this.#frame(wc, WC_VIDEO_CONFIG, 0, time, bytes);
+      }
+    }
+    if (!wc.videoDesc) {
+      this.#encoderFailed('video', new Error('the encoder gave no H.264 configuration (avcC)'));
+      return;
+    }
+    const payload = new Uint8Array(chunk.byteLength);
+    chunk.copyTo(payload);
+    this.#frame(wc, WC_VIDEO, key ? WC_KEY : 0, time, payload);
+  }
+
+  #onAudioChunk(wc, chunk, meta) {
+    if (!wc.outputs || this.#wc !== wc || chunk.byteLength === 0) return;
+    const time = chunk.timestamp + wc.offset.audio;
+    const desc = meta && meta.decoderConfig ? meta.decoderConfig.description : undefined;
+    if (desc || wc.audioDesc === null) {
+      const bytes = desc ? copyBytes(desc) : new Uint8Array(0);
+      if (!sameBytes(bytes, wc.audioDesc)) {
+        wc.audioDesc = bytes;
+        this.#frame(wc, WC_AUDIO_CONFIG, 0, time, bytes);
+      }
+    }
+    const payload = new Uint8Array(chunk.byteLength);
+    chunk.copyTo(payload);
+    this.#frame(wc, WC_AUDIO, WC_KEY, time, payload);
+  }
+
+  // One frame to send, or to keep until time zero is known.
+  #frame(wc, type, flags, time, payload) {
+    if (wc.zero === null) wc.pending.push([type, flags, time, payload]);
+    else this.#sendFrame(wc, type, flags, time, payload);
+  }
+
+  #sendFrame(wc, type, flags, time, payload) {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (this.state === 'error' || this.state === 'ended') return;
+    let t = time - wc.zero;
+    if (t < 0) {
+      if (type === WC_AUDIO) return; // sound from before the broadcast's start
+      t = 0;
+    }
+    const buf = new Uint8Array(WC_HEADER + payload.byteLength);
+    const view = new DataView(buf.buffer);
+    view.setUint8(0, type);
+    view.setUint8(1, flags);
+    view.setBigInt64(2, BigInt(Math.round(t)));
+    view.setUint32(10, payload.byteLength);
+    buf.set(payload, WC_HEADER);
+    ws.send(buf);
+    this.#sent(buf.byteLength);
+  }
+
+  #encoderFailed(kind, err) {
+    if (this.state !== 'connecting' && this.state !== 'live' && this.state !== 'stopping') return;
+    const what = kind === 'audio' ? 'audio' : 'video';
+    this.#fail('encoder_error', `the browser's ${what} encoder failed${err && err.message ? `: ${err.message}` : ''}`);
+    this.#closeSocket(1000, 'encoder error');
+  }
+
+  // Ends the WebCodecs pipeline. With `flush`, what the encoders still hold is encoded and
+  // sent first.
+  async #stopWebCodecs(flush) {
+    const wc = this.#wc;
+    if (!wc || !wc.running) return;
+    wc.running = false;
+    for (const reader of wc.readers) reader.cancel().catch(() => {});
+    if (flush) {
+      const flushing = [wc.venc, wc.aenc]
+        .filter((enc) => enc && enc.state === 'configured')
+        .map((enc) => enc.flush().catch(() => {}));
+      await Promise.race([Promise.all(flushing), new Promise((resolve) => { setTimeout(resolve, 2000); })]);
+      this.#setZero();
+    }
+    wc.outputs = false;
+    clearTimeout(wc.zeroTimer);
+    for (const enc of [wc.venc, wc.aenc]) {
+      if (enc && enc.state !== 'closed') {
+        try { enc.close(); } catch { /* closed */ }
+      }
+    }
+    for (const track of wc.tracks) track.stop(); // our clones only
+  }
+
+  // Stops whichever way in is running; resolves when the last media has been handed over.
+  #stopMedia(flush = false) {
+    if (this.#wc) return this.#stopWebCodecs(flush);
+    return this.#stopRecorder();
   }
 
   #tick() {
@@ -446,7 +921,7 @@ export class Publication extends EventTarget {
     if (this.state === 'error' || this.state === 'ended') return;
     this.#keys = null;
     this.error = detail || { code, message };
-    this.#stopRecorder();
+    this.#stopMedia();
     this.#cleanup();
     this.#setState('error');
     this.#emit('error', this.error);
@@ -468,4 +943,18 @@ export class Publication extends EventTarget {
   #later(fn) {
     setTimeout(fn, 0);
   }
+}
+
+// A copy of a decoderConfig.description (an ArrayBuffer or a view of one).
+function copyBytes(src) {
+  const view = ArrayBuffer.isView(src)
+    ? new Uint8Array(src.buffer, src.byteOffset, src.byteLength)
+    : new Uint8Array(src);
+  return new Uint8Array(view);
+}
+
+function sameBytes(a, b) {
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

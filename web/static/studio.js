@@ -7,6 +7,9 @@
 //                       still listed and sent, so that the server's answer explains them)
 //   ?profile=NAME       preselects an output profile (Quality), when the chosen destinations
 //                       offer it
+//   ?ingest=webcodecs|mediarecorder
+//                       preselects the Encoder (default Auto: WebCodecs where it is low-latency,
+//                       i.e. Chromium; MediaRecorder elsewhere)
 //   &autostart=1        goes live as soon as the camera and the destination list are ready
 //                       (and every chosen destination that needs the streamer's key has one,
 //                       so never for those: keys are typed, never put in the address)
@@ -14,7 +17,7 @@
 //   window.__livegate   live view of the broadcast (see `lg` below), with stop() and goLive();
 //                       stream keys are never in it, nor stored, logged or put in the address
 
-import { publish, pickMimeType } from './client.js';
+import { publish, pickMimeType, videoEncoderConfig, hasWebCodecs } from './client.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -33,6 +36,8 @@ const el = {
   profileField: $('profile-field'),
   profile: $('profile'),
   profileHelp: $('profile-help'),
+  ingest: $('ingest'),
+  ingestHelp: $('ingest-help'),
   status: $('status'),
   golive: $('golive'),
   stop: $('stop'),
@@ -46,6 +51,8 @@ const el = {
   statVideoDetail: $('stat-video-detail'),
   statAudio: $('stat-audio'),
   statMime: $('stat-mime'),
+  statIngest: $('stat-ingest'),
+  statEncoder: $('stat-encoder'),
   destStates: $('dest-states'),
   receiver: $('receiver'),
   receiverStreams: $('receiver-streams'),
@@ -66,12 +73,19 @@ const autostart = params.get('autostart') === '1';
 // The streamer's (or the address's) choice of profile. Kept while the chosen destinations do
 // not offer it, so that it comes back when they do.
 let wantedProfile = (params.get('profile') || '').trim();
+// The address's choice of encoder ('auto' unless it names one).
+const wantedIngest = ['webcodecs', 'mediarecorder'].includes(params.get('ingest')) ? params.get('ingest') : 'auto';
 
 const lg = {
   state: 'idle',
-  mimeType: pickMimeType(),
+  mimeType: pickMimeType(), // MediaRecorder's type, or with WebCodecs the codecs ("avc1.42e01f,opus")
+  ingest: null, // 'webcodecs' | 'mediarecorder': in use, or planned for the next broadcast
   bytesSent: 0,
   chunksSent: 0,
+  framesEncoded: 0, // WebCodecs: video frames encoded
+  framesDropped: 0, // WebCodecs: video frames dropped (encoder or network too slow)
+  encoderQueue: 0, // WebCodecs: frames waiting in the video encoder
+  videoBitrate: 0, // the video encoder's bitrate target
   ready: null, // the server's ready message
   lastStats: null, // the server's latest stats message
   lastError: null, // {code, message}
@@ -91,6 +105,9 @@ let sendingProfile = ''; // and its profile
 let acquiring = 0; // generation counter, so a slow getUserMedia cannot win over a newer one
 let autostarted = false;
 let userStopped = false;
+// What this browser can encode the current camera with: the VideoEncoder configuration (null
+// when WebCodecs cannot) and the MediaRecorder type (null when it cannot).
+const encoders = { webcodecs: null, mediarecorder: lg.mimeType, checked: false };
 
 // ---------------------------------------------------------------- state and status
 
@@ -154,7 +171,8 @@ function setDisabled() {
   // The server takes at most MAX_DESTINATIONS: once that many are checked, the rest wait.
   for (const box of boxes) box.disabled = !box.checked && chosen >= MAX_DESTINATIONS;
   el.profile.disabled = live || planProfile().kind !== 'choose';
-  el.golive.disabled = live || !haveDevices || !lg.mimeType || chosen === 0 || blocker() !== '';
+  el.ingest.disabled = live;
+  el.golive.disabled = live || !haveDevices || !planIngest().ingest || chosen === 0 || blocker() !== '';
   el.stop.disabled = !(lg.state === 'connecting' || lg.state === 'live');
 }
 
@@ -235,9 +253,11 @@ async function acquire() {
     });
   }
   await listDevices();
-  if (!lg.mimeType) {
+  await checkEncoders(next);
+  if (generation !== acquiring) return;
+  if (!encoders.webcodecs && !encoders.mediarecorder) {
     fail('no_supported_type', 'this browser cannot record H.264 or VP8 video with MediaRecorder',
-      'Your browser cannot record H.264 or VP8 video with MediaRecorder');
+      'Your browser cannot encode H.264 or VP8 video (neither WebCodecs nor MediaRecorder)');
     return;
   }
   if (!busy() && !destinationsFailed) {
@@ -316,6 +336,108 @@ el.microphone.addEventListener('change', () => acquire());
 if (navigator.mediaDevices) {
   navigator.mediaDevices.addEventListener('devicechange', () => { if (stream) listDevices(); });
 }
+
+// ---------------------------------------------------------------- encoder
+//
+// Auto: WebCodecs (H.264 straight from VideoEncoder, a frame per message: the lowest delay)
+// where the browser has it for this camera, which in practice is Chromium; MediaRecorder
+// elsewhere (Firefox has no MediaStreamTrackProcessor, and its WebCodecs H.264 lags 1–1.6 s).
+
+// What the camera in use can be encoded with; run on every new camera.
+async function checkEncoders(forStream) {
+  let config = null;
+  try {
+    config = await videoEncoderConfig(forStream.getVideoTracks()[0]);
+  } catch {
+    config = null;
+  }
+  if (forStream !== stream) return; // a newer camera is being checked
+  encoders.webcodecs = config;
+  encoders.checked = true;
+  renderIngest();
+}
+
+// {ingest, mimeType} for the Encoder chosen: what the next broadcast will use (ingest null when
+// the choice is not possible here).
+function planIngest() {
+  const choice = el.ingest.value;
+  const audio = stream ? stream.getAudioTracks().length > 0 : true;
+  const wc = encoders.webcodecs
+    ? { ingest: 'webcodecs', mimeType: audio ? `${encoders.webcodecs.codec},opus` : encoders.webcodecs.codec } : null;
+  const mr = encoders.mediarecorder ? { ingest: 'mediarecorder', mimeType: encoders.mediarecorder } : null;
+  if (!encoders.checked) {
+    // The camera is not open yet: what Auto will most likely pick.
+    return choice === 'mediarecorder' ? (mr || { ingest: null, mimeType: null })
+      : { ingest: null, mimeType: lg.mimeType };
+  }
+  if (choice === 'webcodecs') return wc || { ingest: null, mimeType: null };
+  if (choice === 'mediarecorder') return mr || { ingest: null, mimeType: null };
+  return wc || mr || { ingest: null, mimeType: null };
+}
+
+function ingestName(ingest) {
+  return ingest === 'webcodecs' ? 'WebCodecs' : ingest === 'mediarecorder' ? 'MediaRecorder' : 'Recording as';
+}
+
+function renderIngest() {
+  const wcOption = el.ingest.querySelector('option[value="webcodecs"]');
+  const mrOption = el.ingest.querySelector('option[value="mediarecorder"]');
+  const wcKnownMissing = encoders.checked && !encoders.webcodecs;
+  wcOption.disabled = wcKnownMissing;
+  wcOption.textContent = wcKnownMissing ? 'WebCodecs (not available in this browser)' : 'WebCodecs (low latency)';
+  mrOption.disabled = !encoders.mediarecorder;
+  mrOption.textContent = encoders.mediarecorder ? 'MediaRecorder' : 'MediaRecorder (not available in this browser)';
+  if (el.ingest.selectedOptions[0] && el.ingest.selectedOptions[0].disabled) el.ingest.value = 'auto';
+
+  let hint = '';
+  let tone = '';
+  const plan = planIngest();
+  if (!encoders.checked) {
+    hint = '';
+  } else if (el.ingest.value === 'auto') {
+    hint = plan.ingest === 'webcodecs'
+      ? `Uses WebCodecs here: ${codecLabel(encoders.webcodecs.codec)}, sent frame by frame for the lowest delay.`
+      : hasWebCodecs()
+        ? 'Uses MediaRecorder here: this browser cannot encode the camera’s video with WebCodecs.'
+        : 'Uses MediaRecorder here: this browser’s WebCodecs is not suited to live video.';
+  } else if (el.ingest.value === 'webcodecs') {
+    hint = `${codecLabel(encoders.webcodecs.codec)}, sent frame by frame; the server passes it through untouched.`;
+  } else {
+    hint = 'Records in ¼-second pieces: simplest, with a little more delay.';
+  }
+  if (wantedIngest === 'webcodecs' && wcKnownMissing) {
+    hint = hasWebCodecs()
+      ? 'WebCodecs was asked for, but this browser cannot encode this camera’s video with it: MediaRecorder is used instead.'
+      : 'WebCodecs was asked for, but this browser cannot send live video with it: MediaRecorder is used instead.';
+    tone = 'warn';
+  }
+  el.ingestHelp.textContent = hint;
+  if (tone) el.ingestHelp.dataset.tone = tone;
+  else delete el.ingestHelp.dataset.tone;
+  if (!busy() && lg.state !== 'error') {
+    // What will be sent, shown until a broadcast starts.
+    lg.ingest = plan.ingest;
+    if (plan.mimeType) lg.mimeType = plan.mimeType;
+    el.statIngest.textContent = ingestName(plan.ingest);
+    el.statMime.textContent = lg.mimeType || '—';
+  }
+}
+
+// "avc1.42e01f" → "H.264 Constrained Baseline 3.1"
+function codecLabel(codec) {
+  const m = /^avc1\.([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(codec || '');
+  if (!m) return codec || 'H.264';
+  const profile = { '42': 'Constrained Baseline', '4d': 'Main', '64': 'High' }[m[1].toLowerCase()] || 'H.264';
+  const level = parseInt(m[3], 16) / 10;
+  return `H.264 ${profile} ${level}`;
+}
+
+el.ingest.value = wantedIngest;
+el.ingest.addEventListener('change', () => {
+  renderIngest();
+  updateControls();
+  if (lg.state === 'ready' || lg.state === 'stopped') setStatus(readyText(), readyTone());
+});
 
 // ---------------------------------------------------------------- destinations
 
@@ -687,11 +809,13 @@ function maybeAutostart() {
 
 function goLive() {
   const chosen = chosenDestinations();
-  if (busy() || !stream || !lg.mimeType || chosen.length === 0 || blocker() !== '') return;
+  const plan = planIngest();
+  if (busy() || !stream || !plan.ingest || chosen.length === 0 || blocker() !== '') return;
   sending = chosen;
   sendingProfile = !el.profileField.hidden ? el.profile.value : '';
   Object.assign(lg, {
     bytesSent: 0, chunksSent: 0, ready: null, lastStats: null, lastError: null, destinations: {}, profile: sendingProfile,
+    ingest: plan.ingest, mimeType: plan.mimeType, framesEncoded: 0, framesDropped: 0, encoderQueue: 0, videoBitrate: 0,
   });
   hideKeys();
   userStopped = false;
@@ -700,11 +824,20 @@ function goLive() {
   resetHealth();
 
   const p = publish(stream, {
-    destinations: chosen, mimeType: lg.mimeType, profile: sendingProfile, keys: chosenKeys(),
+    destinations: chosen, ingest: el.ingest.value, mimeType: encoders.mediarecorder || undefined,
+    profile: sendingProfile, keys: chosenKeys(),
   });
   pub = p;
   const mine = (fn) => (ev) => { if (pub === p) fn(ev); };
 
+  // The client's own choice (Auto decides there, with the camera's size).
+  p.addEventListener('ingest', mine(() => {
+    lg.ingest = p.ingest;
+    lg.mimeType = p.mimeType;
+    lg.videoBitrate = p.videoBitrate;
+    el.statIngest.textContent = ingestName(p.ingest);
+    el.statMime.textContent = p.mimeType || '—';
+  }));
   p.addEventListener('ready', mine((ev) => {
     lg.ready = ev.detail;
     lg.destinations = { ...p.destinations };
@@ -714,6 +847,10 @@ function goLive() {
   p.addEventListener('sent', mine(() => {
     lg.bytesSent = p.bytesSent;
     lg.chunksSent = p.chunksSent;
+  }));
+  p.addEventListener('bitrate', mine(() => {
+    lg.videoBitrate = p.videoBitrate;
+    renderEncoder();
   }));
   p.addEventListener('stats', mine((ev) => {
     lg.lastStats = ev.detail;
@@ -728,9 +865,8 @@ function goLive() {
   }));
   p.addEventListener('state', mine((ev) => {
     const { state } = ev.detail;
+    copyCounters();
     if (state === 'live') {
-      lg.bytesSent = p.bytesSent;
-      lg.chunksSent = p.chunksSent;
       setState('live');
       setStatus(liveText(), liveTone());
     } else if (state === 'stopping') {
@@ -799,6 +935,10 @@ function errorText(d) {
       return 'The network is too slow for this video — the broadcast was stopped';
     case 'no_supported_type':
       return 'Your browser cannot record H.264 or VP8 video with MediaRecorder';
+    case 'webcodecs_unavailable':
+      return 'Your browser cannot encode this camera’s video with WebCodecs — choose Auto or MediaRecorder as the Encoder';
+    case 'encoder_error':
+      return `${capitalize(d.message || 'the browser’s encoder failed')} — press Go live to try again, or choose MediaRecorder as the Encoder`;
     default:
       return capitalize(d.message || 'The broadcast failed');
   }
@@ -824,13 +964,17 @@ function resetHealth() {
   el.statVideo.textContent = '—';
   el.statVideoDetail.textContent = '';
   el.statAudio.textContent = '';
+  el.statIngest.textContent = ingestName(lg.ingest);
   el.statMime.textContent = lg.mimeType || '—';
+  el.statEncoder.hidden = true;
+  el.statEncoder.textContent = '';
   el.destStates.replaceChildren(emptyItem('Connecting…'));
 }
 
 function renderFormat(ready) {
   el.sessionId.textContent = ready.session ? `Session ${ready.session}` : '';
   const [video, audio] = codecNames(lg.mimeType);
+  const webcodecs = lg.ingest === 'webcodecs';
   if (ready.video === 'transcode' && sendingProfile) {
     // Resized to the chosen profile (even H.264 is then encoded again).
     el.statVideo.textContent = 'Re-encoded';
@@ -838,18 +982,59 @@ function renderFormat(ready) {
     el.statVideoDetail.textContent = `to ${sendingProfile}${size ? ` · ${size}` : ''}`;
   } else {
     el.statVideo.textContent = ready.video === 'passthrough' ? 'Passthrough' : ready.video === 'transcode' ? 'Transcode' : '—';
-    el.statVideoDetail.textContent = ready.video === 'passthrough' ? `${video}, untouched`
+    el.statVideoDetail.textContent = ready.video === 'passthrough' ? `${webcodecs ? 'WebCodecs ' : ''}${video}, untouched`
       : video === 'H.264' ? 'H.264, encoded again' : `${video} → H.264`;
   }
   el.statAudio.textContent = `· audio ${ready.audio === 'transcode' ? `${audio} → AAC` : audio}`;
+  el.statIngest.textContent = ingestName(lg.ingest);
   el.statMime.textContent = lg.mimeType || '—';
+  renderEncoder();
 }
 
+// "video/x-matroska;codecs=avc1,opus" or (WebCodecs) "avc1.42e01f,opus" → ['H.264', 'Opus']
 function codecNames(mime) {
   const codecs = /codecs=([^;]+)/i.exec(mime || '');
+  const text = codecs ? codecs[1] : /^[a-z0-9.,]+$/i.test(mime || '') ? mime : '';
   const names = { avc1: 'H.264', h264: 'H.264', vp8: 'VP8', vp9: 'VP9', av1: 'AV1', opus: 'Opus' };
-  const list = codecs ? codecs[1].split(',').map((c) => names[c.trim().toLowerCase()] || c.trim()) : [];
+  const list = text ? text.split(',').map((c) => {
+    const name = c.trim().toLowerCase();
+    return names[name] || names[name.split('.')[0]] || c.trim();
+  }) : [];
   return [list[0] || 'video', list[1] || 'audio'];
+}
+
+// WebCodecs: "1,234 frames encoded · 0 dropped · encoder queue 0 · target 2,500 kbit/s"
+function renderEncoder() {
+  if (!pub || lg.ingest !== 'webcodecs' || !lg.ready) {
+    el.statEncoder.hidden = true;
+    return;
+  }
+  const parts = [
+    `${num(lg.framesEncoded)} frames encoded`,
+    `${num(lg.framesDropped)} dropped`,
+    `encoder queue ${num(lg.encoderQueue)}`,
+  ];
+  if (lg.videoBitrate) parts.push(`target ${kbps(lg.videoBitrate)}`);
+  if (el.statEncoder.textContent !== parts.join(' · ')) {
+    // Each figure stays on one line; the line breaks between them.
+    el.statEncoder.replaceChildren(...parts.flatMap((part, i) => {
+      const span = document.createElement('span');
+      span.textContent = part;
+      return i ? [' · ', span] : [span];
+    }));
+  }
+  el.statEncoder.hidden = false;
+}
+
+// The client's counters, copied into window.__livegate.
+function copyCounters() {
+  if (!pub) return;
+  lg.bytesSent = pub.bytesSent;
+  lg.chunksSent = pub.chunksSent;
+  lg.framesEncoded = pub.framesEncoded;
+  lg.framesDropped = pub.framesDropped;
+  lg.encoderQueue = pub.encoderQueue;
+  lg.videoBitrate = pub.videoBitrate;
 }
 
 function renderHealth() {
@@ -866,6 +1051,7 @@ function renderHealth() {
     el.statSent.textContent = '—';
   }
   el.statSentTotal.textContent = pub.bytesSent ? `${bytes(pub.bytesSent)} sent` : '';
+  renderEncoder();
   const s = lg.lastStats;
   if (s) {
     if (running) showRate(el.statServer, s.bitrate_in);
@@ -919,10 +1105,9 @@ function emptyItem(text) {
 
 setInterval(() => {
   if (!pub) return;
-  if (lg.state === 'live' || lg.state === 'stopping') renderHealth();
-  if (lg.state === 'live') {
-    lg.bytesSent = pub.bytesSent;
-    lg.chunksSent = pub.chunksSent;
+  if (lg.state === 'live' || lg.state === 'stopping') {
+    copyCounters();
+    renderHealth();
   }
 }, 500);
 
@@ -1352,6 +1537,7 @@ function capitalize(s) {
 // ---------------------------------------------------------------- start
 
 setState('idle');
+renderIngest();
 el.statMime.textContent = lg.mimeType || '—';
 loadDestinations();
 acquire();
