@@ -80,11 +80,12 @@ func broadcastURL(t *testing.T, b browser, lg *livegate, dest, link string) broa
 	}
 	res := broadcastResult{toLive: time.Since(began)}
 
-	cpu0, t0 := treeCPU(lg.PID), time.Now()
+	cpu0, own0, t0 := treeCPU(lg.PID), procCPU(lg.PID), time.Now()
 	if err := b.WaitFor(fmt.Sprintf(`window.__livegate.lastStats?.uptime_ms > %d`, minLive.Milliseconds()), minLive+20*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	res.cpuSeconds, res.window = treeCPU(lg.PID)-cpu0, time.Since(t0)
+	own := procCPU(lg.PID) - own0
 
 	var st liveState
 	if err := evalInto(b, `window.__livegate`, &st); err != nil {
@@ -111,8 +112,8 @@ func broadcastURL(t *testing.T, b browser, lg *livegate, dest, link string) broa
 	if err := poll(2*time.Second, 50*time.Millisecond, func() (bool, error) { return lg.Children() == 0, nil }); err != nil {
 		t.Errorf("livegate still has %d child processes 2 s after the broadcast ended", lg.Children())
 	}
-	t.Logf("%s: mime %s, video %s; Go live -> destination live in %v; livegate+ffmpeg CPU %.2f s over %.1f s = %.3f cores",
-		dest, res.mime, res.video, res.toLive.Round(time.Millisecond), res.cpuSeconds, res.window.Seconds(), res.cpuSeconds/res.window.Seconds())
+	t.Logf("%s: mime %s, video %s; Go live -> destination live in %v; livegate+ffmpeg CPU %.2f s over %.1f s = %.3f cores (livegate itself %.3f)",
+		dest, res.mime, res.video, res.toLive.Round(time.Millisecond), res.cpuSeconds, res.window.Seconds(), res.cpuSeconds/res.window.Seconds(), own/res.window.Seconds())
 	return res
 }
 

@@ -741,6 +741,9 @@ export class Publication extends EventTarget {
           sampleRate: data.sampleRate,
           numberOfChannels: data.numberOfChannels,
           bitrate: this.#opts.audioBitsPerSecond,
+          // 60 ms packets, as MediaRecorder makes: a third of the messages
+          // and of the server's per-packet work, for 40 ms more audio delay.
+          opus: { frameDuration: 60_000 },
         });
       }
       if (enc.state !== 'configured') return;
