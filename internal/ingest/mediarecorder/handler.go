@@ -1,6 +1,9 @@
-// Package mediarecorder is the ingest for browsers that record with
-// MediaRecorder: a binary WebSocket carrying the recorder's output as one
-// continuous byte stream, after a JSON start message (docs/protocol.md).
+// Package mediarecorder is the publish WebSocket (docs/protocol.md): a JSON
+// start message, then binary media, and JSON messages back. It began as
+// the MediaRecorder ingest (the recorder's output as one continuous byte
+// stream) and now also serves the webcodecs ingest, whose frame format
+// lives in internal/ingest/webcodecs; the two share everything but the
+// demuxer. (To be renamed for what it is once the WHIP ingest arrives.)
 package mediarecorder
 
 import (
