@@ -779,3 +779,25 @@ func TestChromiumWayIn(t *testing.T) {
 		})
 	}
 }
+
+// TestChromiumScreenWithCamera: the screen with the camera as a
+// picture-in-picture, composed on a canvas in the page, goes live through
+// the default way in and reaches the receiver at 1280x720 with audio.
+func TestChromiumScreenWithCamera(t *testing.T) {
+	lg := startLivegate(t, "receiver:\n  listen: 127.0.0.1:0\n")
+	b := startChromium(t)
+	res := broadcastURL(t, b, lg, "local", "/?destination=local&source=pip&autostart=1")
+	var source string
+	if err := evalInto(b, `window.__livegate.source`, &source); err != nil || source != "pip" {
+		t.Fatalf("source %q (%v), want pip", source, err)
+	}
+	if res.video != "passthrough" {
+		t.Errorf("video %q, want passthrough", res.video)
+	}
+	var rep receiverReport
+	getJSON(t, lg.URL("/api/v1/receiver"), &rep)
+	if len(rep.Streams) != 1 || rep.Streams[0].Video == nil || rep.Streams[0].Video.Width != 1280 || rep.Streams[0].Video.Height != 720 ||
+		rep.Streams[0].Audio == nil || rep.Streams[0].Video.Frames < 200 {
+		t.Fatalf("receiver %+v", rep)
+	}
+}

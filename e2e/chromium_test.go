@@ -63,6 +63,9 @@ func startChromium(t testing.TB) *chromium {
 		chromedp.Flag("use-fake-device-for-media-stream", "fps=30"),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		// getDisplayMedia without a picker: the screen-share tests.
+		chromedp.Flag("auto-select-desktop-capture-source", "Entire screen"),
+		chromedp.Flag("auto-accept-this-tab-capture", true),
 		chromedp.CombinedOutput(&c.output),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
 			// Own process group, so Close can make sure every helper

@@ -10,6 +10,9 @@
 //   ?ingest=webcodecs|mediarecorder
 //                       preselects the Encoder (default Auto: WebCodecs where it is low-latency,
 //                       i.e. Chromium; MediaRecorder elsewhere)
+//   ?source=camera|screen|pip
+//                       preselects the Source: the camera (default), the screen (shared with
+//                       getDisplayMedia), or the screen with the camera in a corner
 //   &autostart=1        goes live as soon as the camera and the destination list are ready
 //                       (and every chosen destination that needs the streamer's key has one,
 //                       so never for those: keys are typed, never put in the address)
@@ -38,6 +41,9 @@ const el = {
   profileHelp: $('profile-help'),
   ingest: $('ingest'),
   ingestHelp: $('ingest-help'),
+  sourceField: $('source-field'),
+  source: $('source'),
+  sourceHelp: $('source-help'),
   status: $('status'),
   golive: $('golive'),
   stop: $('stop'),
@@ -91,6 +97,7 @@ const lg = {
   lastError: null, // {code, message}
   destinations: {}, // name → {name, state, reason, bytes_out, bitrate_out}
   profile: '', // the output profile asked for ('' for as captured)
+  source: 'camera', // 'camera' | 'screen' | 'pip': what the preview shows and a broadcast sends
   stop: () => stopLive(),
   goLive: () => goLive(),
 };
@@ -172,6 +179,8 @@ function setDisabled() {
   for (const box of boxes) box.disabled = !box.checked && chosen >= MAX_DESTINATIONS;
   el.profile.disabled = live || planProfile().kind !== 'choose';
   el.ingest.disabled = live;
+  el.source.disabled = live;
+  if (lg.source === 'screen' || el.source.value === 'screen') el.camera.disabled = true; // no camera in use
   el.golive.disabled = live || !haveDevices || !planIngest().ingest || chosen === 0 || blocker() !== '';
   el.stop.disabled = !(lg.state === 'connecting' || lg.state === 'live');
 }
@@ -191,14 +200,16 @@ function blocker() {
 }
 
 function readyText() {
-  if (!destinations) return 'Camera ready — loading the destinations…';
+  const notice = sourceNotice ? `${sourceNotice}. ` : '';
+  if (!destinations) return `${notice}${lg.source === 'camera' ? 'Camera' : 'Screen'} ready — loading the destinations…`;
   const blocked = blocker();
-  if (blocked) return blocked;
+  if (blocked) return `${notice}${blocked}`;
   const profile = el.profileField.hidden ? '' : el.profile.value;
-  return `Ready — press Go live to broadcast to ${chosenDestinations().join(', ')}${profile ? ` in ${profile}` : ''}`;
+  return `${notice}Ready — press Go live to broadcast to ${chosenDestinations().join(', ')}${profile ? ` in ${profile}` : ''}`;
 }
 
 function readyTone() {
+  if (sourceNotice) return 'warn';
   if (!destinations || blocker() === '') return 'ok';
   return planProfile().kind === 'conflict' ? 'warn' : 'info';
 }
@@ -206,6 +217,216 @@ function readyTone() {
 // ---------------------------------------------------------------- camera and microphone
 
 const VIDEO = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+
+// ---------------------------------------------------------------- source: camera or screen
+//
+// Camera: the camera and microphone as they come. Screen: the shared screen (getDisplayMedia)
+// drawn onto a 1280×720 canvas (so the size stays put whatever is shared or resized), with the
+// microphone. Screen with camera: the same, with the camera in the bottom-right corner. The
+// sound is the microphone, mixed (Web Audio) with the tab's or system's sound when the browser
+// shares it. Either way the result is one MediaStream, sent as a camera's would be.
+
+const SOURCES = ['camera', 'screen', 'pip'];
+const SOURCE_NAMES = { camera: 'the camera', screen: 'the screen', pip: 'the screen with the camera' };
+const OUT_W = 1280;
+const OUT_H = 720;
+const OUT_FPS = 30;
+const canShare = !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+const phone = window.matchMedia('(max-width: 700px), (pointer: coarse) and (hover: none)').matches;
+
+// The capture behind `stream`: {camera, screen, compositor, audio} (each null when unused).
+let raw = { camera: null, screen: null, compositor: null, audio: null };
+// Said before the ready text (why the source is not the one asked for), until the next choice.
+let sourceNotice = '';
+// The notice says the camera stands in for a screen that could not be shared: it is also said
+// while live, until the streamer chooses a source again.
+let sourceFallback = false;
+
+function renderSource() {
+  for (const option of el.source.options) {
+    if (option.value === 'camera') continue;
+    option.disabled = !canShare;
+    option.hidden = !canShare && phone;
+    const base = option.value === 'screen' ? 'Screen' : 'Screen with camera (picture-in-picture)';
+    option.textContent = canShare ? base : `${base} (not available in this browser)`;
+  }
+  // On a phone without screen sharing, Camera is the only choice: no need to show it.
+  el.sourceField.hidden = !canShare && phone;
+  const v = el.source.value;
+  el.sourceHelp.textContent = v === 'screen'
+    ? 'Your browser asks which screen, window or tab to share. The camera is not used; the microphone is, mixed with the shared sound when there is any.'
+    : v === 'pip'
+      ? 'The shared screen with your camera in the bottom-right corner, and the microphone mixed with the shared sound when there is any.'
+      : '';
+  el.preview.setAttribute('aria-label', v === 'camera' ? 'Camera preview' : v === 'screen' ? 'Screen preview' : 'Screen and camera preview');
+}
+
+const wantedSource = SOURCES.includes(params.get('source')) ? params.get('source') : 'camera';
+el.source.value = wantedSource;
+el.source.addEventListener('change', () => {
+  sourceNotice = '';
+  sourceFallback = false;
+  renderSource();
+  acquire();
+});
+
+// A <video> element (never shown) that plays `track`, for drawing on the canvas.
+function playTrack(track) {
+  const v = document.createElement('video');
+  v.muted = true;
+  v.playsInline = true;
+  v.srcObject = new MediaStream([track]);
+  v.play().catch(() => {});
+  return v;
+}
+
+function roundedRect(ctx, x, y, w, h, r) {
+  if (typeof ctx.roundRect === 'function') {
+    ctx.roundRect(x, y, w, h, r);
+    return;
+  }
+  ctx.moveTo(x + r, y);
+  ctx.arcTo(x + w, y, x + w, y + h, r);
+  ctx.arcTo(x + w, y + h, x, y + h, r);
+  ctx.arcTo(x, y + h, x, y, r);
+  ctx.arcTo(x, y, x + w, y, r);
+  ctx.closePath();
+}
+
+// Draws the screen (and the camera) onto a 1280×720 canvas, OUT_FPS times a second.
+function compose(screenTrack, cameraTrack) {
+  const canvas = document.createElement('canvas');
+  canvas.width = OUT_W;
+  canvas.height = OUT_H;
+  const ctx = canvas.getContext('2d', { alpha: false });
+  const screen = playTrack(screenTrack);
+  const camera = cameraTrack ? playTrack(cameraTrack) : null;
+  const draw = () => {
+    ctx.fillStyle = '#000';
+    ctx.fillRect(0, 0, OUT_W, OUT_H);
+    if (screen.videoWidth && screen.videoHeight) {
+      // The whole screen, as large as it fits (black bars where its shape differs).
+      const k = Math.min(OUT_W / screen.videoWidth, OUT_H / screen.videoHeight);
+      const w = Math.round(screen.videoWidth * k);
+      const h = Math.round(screen.videoHeight * k);
+      ctx.drawImage(screen, Math.round((OUT_W - w) / 2), Math.round((OUT_H - h) / 2), w, h);
+    }
+    if (camera && camera.videoWidth && camera.videoHeight) {
+      const w = Math.round(OUT_W * 0.25);
+      const h = Math.round(w * camera.videoHeight / camera.videoWidth);
+      const margin = 24;
+      const x = OUT_W - w - margin;
+      const y = OUT_H - h - margin;
+      ctx.save();
+      ctx.beginPath();
+      roundedRect(ctx, x, y, w, h, 14);
+      ctx.shadowColor = 'rgba(0, 0, 0, 0.45)';
+      ctx.shadowBlur = 12;
+      ctx.fillStyle = '#000';
+      ctx.fill();
+      ctx.shadowColor = 'transparent';
+      ctx.clip();
+      ctx.drawImage(camera, x, y, w, h);
+      ctx.restore();
+    }
+  };
+  draw();
+  // A worker's clock: it keeps its pace while this tab is in the background.
+  let worker = null;
+  let timer = 0;
+  try {
+    worker = new Worker(new URL('./ticker.js', import.meta.url));
+    worker.onmessage = draw;
+    worker.postMessage({ fps: OUT_FPS });
+  } catch {
+    worker = null;
+    timer = setInterval(draw, 1000 / OUT_FPS);
+  }
+  const track = canvas.captureStream(OUT_FPS).getVideoTracks()[0];
+  return {
+    track,
+    stop() {
+      if (worker) worker.terminate();
+      clearInterval(timer);
+      track.stop();
+      for (const v of [screen, camera]) {
+        if (!v) continue;
+        v.pause();
+        v.srcObject = null;
+      }
+    },
+  };
+}
+
+// The microphone alone, or mixed with the shared screen's sound when there is some.
+function mixAudio(micTrack, screenTrack) {
+  if (!screenTrack) return { track: micTrack || null, ctx: null };
+  const AC = window.AudioContext || window.webkitAudioContext;
+  if (!AC) return { track: micTrack || screenTrack, ctx: null };
+  const ctx = new AC({ sampleRate: 48000 });
+  const out = ctx.createMediaStreamDestination();
+  for (const t of [micTrack, screenTrack]) {
+    if (t) ctx.createMediaStreamSource(new MediaStream([t])).connect(out);
+  }
+  // Without a click on the page first, the context may start suspended: it resumes at the
+  // first click or key press.
+  ctx.resume().catch(() => {});
+  return { track: out.stream.getAudioTracks()[0] || micTrack || null, ctx };
+}
+
+for (const type of ['pointerdown', 'keydown']) {
+  window.addEventListener(type, () => {
+    const ctx = raw.audio;
+    if (ctx && ctx.state === 'suspended') ctx.resume().catch(() => {});
+  }, true);
+}
+
+function stopRaw(keepScreen = false) {
+  if (raw.compositor) raw.compositor.stop();
+  if (raw.audio) raw.audio.close().catch(() => {});
+  if (raw.camera) raw.camera.getTracks().forEach((t) => t.stop());
+  if (raw.screen && !keepScreen) raw.screen.getTracks().forEach((t) => t.stop());
+  raw = { camera: null, screen: keepScreen ? raw.screen : null, compositor: null, audio: null };
+}
+
+function screenLive() {
+  return raw.screen !== null && raw.screen.getVideoTracks().some((t) => t.readyState === 'live');
+}
+
+// Why the screen cannot be shared, in words.
+function shareErrorText(err) {
+  const name = err && err.name;
+  if (!canShare) return 'This browser cannot share the screen';
+  if (name === 'NotAllowedError' || name === 'PermissionDeniedError') return 'Screen sharing was refused or cancelled';
+  if (name === 'NotFoundError') return 'There is no screen to share here';
+  if (name === 'NotReadableError' || name === 'AbortError') return 'The screen could not be captured';
+  return `The screen could not be shared${err && err.message ? ` (${err.message})` : ''}`;
+}
+
+// The shared screen was stopped from the browser's own "Stop sharing" button (or the shared
+// window closed): end the broadcast, say why, and go back to the camera.
+async function screenEnded(screen) {
+  if (raw.screen !== screen) return;
+  const wasLive = lg.state === 'connecting' || lg.state === 'live';
+  sourceFallback = false;
+  sourceNotice = wasLive
+    ? 'Screen sharing was stopped from the browser, so the broadcast ended'
+    : 'Screen sharing was stopped from the browser — back to the camera';
+  if (wasLive && pub) {
+    userStopped = true;
+    setState('stopping');
+    setStatus('Screen sharing stopped — ending the broadcast…', 'busy');
+    await pub.stop();
+    if (lg.state === 'stopping') setState('stopped');
+  }
+  if (busy()) return;
+  if (lg.state === 'stopped' || lg.state === 'error') {
+    setStatus(`${sourceNotice} — press Go live to start again`, 'warn');
+  }
+  el.source.value = 'camera';
+  renderSource();
+  acquire();
+}
 
 async function acquire() {
   if (busy()) return;
@@ -216,36 +437,85 @@ async function acquire() {
     showStage('Camera unavailable');
     return;
   }
+  let source = el.source.value;
   const video = { ...VIDEO };
   if (el.camera.value) video.deviceId = { exact: el.camera.value };
   const audio = el.microphone.value ? { deviceId: { exact: el.microphone.value } } : true;
 
-  // Some cameras cannot be opened twice: let go of the old stream first.
+  // Some cameras cannot be opened twice: let go of the old stream first. A screen already
+  // shared is kept (changing the camera or microphone does not ask for the screen again).
   const switching = stream !== null;
-  releaseStream();
-  showStage('Waiting for the camera…');
+  const keepScreen = source !== 'camera' && screenLive();
+  releaseStream(keepScreen);
+  showStage(source === 'camera' ? 'Waiting for the camera…' : 'Waiting for the screen…');
   if (switching) {
     setState('idle');
-    setStatus('Opening the camera and microphone…', 'busy');
+    setStatus(source === 'camera' ? 'Opening the camera and microphone…' : 'Opening the screen and microphone…', 'busy');
+  } else if (source !== 'camera') {
+    setStatus('Asking which screen to share…', 'busy');
   }
+
+  // The screen first: the browser asks while the click that chose it still counts.
+  let screen = keepScreen ? raw.screen : null;
+  if (source !== 'camera' && !screen) {
+    try {
+      if (!canShare) throw new Error('getDisplayMedia is not available');
+      screen = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: OUT_FPS }, audio: true });
+    } catch (err) {
+      if (generation !== acquiring) return;
+      sourceNotice = `${shareErrorText(err)} — using the camera instead`;
+      sourceFallback = true;
+      setStatus(`${sourceNotice}…`, 'warn');
+      source = 'camera';
+      el.source.value = 'camera';
+      renderSource();
+    }
+    if (generation !== acquiring) {
+      if (screen) screen.getTracks().forEach((t) => t.stop());
+      return;
+    }
+  }
+  if (source === 'camera' && raw.screen) {
+    raw.screen.getTracks().forEach((t) => t.stop());
+    raw.screen = null;
+  }
+
   let next;
   try {
-    next = await navigator.mediaDevices.getUserMedia({ video, audio });
+    next = await navigator.mediaDevices.getUserMedia(source === 'screen' ? { audio } : { video, audio });
   } catch (err) {
     if (generation !== acquiring) return;
+    if (screen) screen.getTracks().forEach((t) => t.stop());
+    raw.screen = null;
     cameraError(err);
     return;
   }
   if (generation !== acquiring) {
     next.getTracks().forEach((t) => t.stop());
+    if (screen && !keepScreen) screen.getTracks().forEach((t) => t.stop());
     return;
   }
-  stream = next;
+  raw.camera = next;
+  if (source === 'camera') {
+    stream = next;
+  } else {
+    raw.screen = screen;
+    raw.compositor = compose(screen.getVideoTracks()[0], source === 'pip' ? next.getVideoTracks()[0] : null);
+    const mix = mixAudio(next.getAudioTracks()[0], screen.getAudioTracks()[0]);
+    raw.audio = mix.ctx;
+    stream = new MediaStream([raw.compositor.track, ...(mix.track ? [mix.track] : [])]);
+    if (!keepScreen) {
+      const shared = screen;
+      shared.getVideoTracks()[0].addEventListener('ended', () => screenEnded(shared));
+    }
+  }
+  const current = stream;
+  lg.source = source;
   el.preview.srcObject = stream;
   el.stageEmpty.hidden = true;
-  for (const track of stream.getTracks()) {
+  for (const track of next.getTracks()) {
     track.addEventListener('ended', () => {
-      if (stream === next && !busy()) {
+      if (stream === current && !busy()) {
         fail('device_lost', 'the camera or microphone was disconnected',
           'The camera or microphone was disconnected — plug it back in or choose another one');
         showStage('Camera disconnected');
@@ -253,7 +523,7 @@ async function acquire() {
     });
   }
   await listDevices();
-  await checkEncoders(next);
+  await checkEncoders(current);
   if (generation !== acquiring) return;
   if (!encoders.webcodecs && !encoders.mediarecorder) {
     fail('no_supported_type', 'this browser cannot record H.264 or VP8 video with MediaRecorder',
@@ -267,7 +537,8 @@ async function acquire() {
   maybeAutostart();
 }
 
-function releaseStream() {
+function releaseStream(keepScreen = false) {
+  stopRaw(keepScreen);
   if (!stream) return;
   stream.getTracks().forEach((t) => t.stop());
   stream = null;
@@ -309,7 +580,7 @@ async function listDevices() {
     return;
   }
   const current = (kind) => {
-    const track = stream && (kind === 'videoinput' ? stream.getVideoTracks() : stream.getAudioTracks())[0];
+    const track = raw.camera && (kind === 'videoinput' ? raw.camera.getVideoTracks() : raw.camera.getAudioTracks())[0];
     return track ? track.getSettings().deviceId || '' : '';
   };
   fillDeviceSelect(el.camera, devices.filter((d) => d.kind === 'videoinput'), current('videoinput'), 'Camera');
@@ -818,6 +1089,7 @@ function goLive() {
     ingest: plan.ingest, mimeType: plan.mimeType, framesEncoded: 0, framesDropped: 0, encoderQueue: 0, videoBitrate: 0,
   });
   hideKeys();
+  if (!sourceFallback) sourceNotice = '';
   userStopped = false;
   setState('connecting');
   setStatus('Connecting…', 'busy');
@@ -917,7 +1189,7 @@ function liveText() {
     const reason = lg.destinations[n].reason;
     text += ` — ${n} failed${reason ? `: ${reason}` : ''}`;
   }
-  return text;
+  return sourceFallback && sourceNotice ? `${text} (${sourceNotice.replace(/ — using the camera instead$/, '')}: sending the camera instead)` : text;
 }
 
 function liveTone() {
@@ -1537,6 +1809,7 @@ function capitalize(s) {
 // ---------------------------------------------------------------- start
 
 setState('idle');
+renderSource();
 renderIngest();
 el.statMime.textContent = lg.mimeType || '—';
 loadDestinations();
