@@ -117,6 +117,16 @@ type cursor struct {
 	bad bool
 }
 
+// skipTimes skips the creation and modification times that open mvhd,
+// tkhd and mdhd: 64-bit in version 1, 32-bit otherwise.
+func (c *cursor) skipTimes(version uint8) {
+	if version == 1 {
+		c.take(16)
+	} else {
+		c.take(8)
+	}
+}
+
 func (c *cursor) take(n int) []byte {
 	if c.bad || n > len(c.b) {
 		c.bad = true

@@ -58,11 +58,7 @@ func parseMoov(b []byte, qt bool) ([]*track, error) {
 		case typeMvhd:
 			v, _, rest, ok := fullBox(p)
 			c := cursor{b: rest}
-			if v == 1 {
-				c.take(16) // creation and modification times
-			} else {
-				c.take(8)
-			}
+			c.skipTimes(v)
 			movieScale = c.u32()
 			if !ok || c.bad {
 				return nil, errors.New("moov: short mvhd")
@@ -136,11 +132,7 @@ func parseTrak(b []byte, qt bool) (*track, error) {
 		case typeTkhd:
 			v, _, rest, ok := fullBox(p)
 			c := cursor{b: rest}
-			if v == 1 {
-				c.take(16)
-			} else {
-				c.take(8)
-			}
+			c.skipTimes(v)
 			t.id = c.u32()
 			if !ok || c.bad {
 				return nil, errors.New("moov: short tkhd")
@@ -225,11 +217,7 @@ func (t *track) parseMdia(b []byte, qt bool) (haveStsd bool, err error) {
 		case typeMdhd:
 			v, _, rest, ok := fullBox(p)
 			c := cursor{b: rest}
-			if v == 1 {
-				c.take(16)
-			} else {
-				c.take(8)
-			}
+			c.skipTimes(v)
 			t.timescale = c.u32()
 			if !ok || c.bad {
 				return false, fmt.Errorf("track %d: short mdhd", t.id)
