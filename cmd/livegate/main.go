@@ -171,6 +171,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		MaxMessageBytes:   cfg.Limits.MaxMessageBytes,
 		FirstMediaTimeout: cfg.Limits.FirstMediaTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
+		ResumeWindow:      cfg.Limits.ResumeWindow,
 	}
 	pub.Initialize(pubCtx)
 

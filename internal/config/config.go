@@ -61,6 +61,7 @@ type Limits struct {
 	MaxMessageBytes   int64         // largest WebSocket message
 	FirstMediaTimeout time.Duration // from connect to the first media bytes
 	IdleTimeout       time.Duration // longest gap between media messages
+	ResumeWindow      time.Duration // how long a lost broadcast waits for its browser; 0: not at all
 }
 
 // Encode configures the encoders, used only for tracks that must be transcoded.
@@ -83,6 +84,7 @@ const (
 	defaultMaxMessageBytes   = 4 << 20
 	defaultFirstMediaTimeout = 15 * time.Second
 	defaultIdleTimeout       = 10 * time.Second
+	defaultResumeWindow      = 10 * time.Second
 	defaultVideoBitrate      = 2_500_000
 	defaultKeyframeInterval  = 2 * time.Second
 	defaultX264Preset        = "veryfast"
@@ -118,6 +120,7 @@ func defaultsWithoutDestinations() *Config {
 			MaxMessageBytes:   defaultMaxMessageBytes,
 			FirstMediaTimeout: defaultFirstMediaTimeout,
 			IdleTimeout:       defaultIdleTimeout,
+			ResumeWindow:      defaultResumeWindow,
 		},
 		Encode: Encode{
 			VideoBitrate:     defaultVideoBitrate,

@@ -28,6 +28,7 @@ func TestDefault(t *testing.T) {
 			MaxMessageBytes:   4 << 20,
 			FirstMediaTimeout: 15 * time.Second,
 			IdleTimeout:       10 * time.Second,
+			ResumeWindow:      10 * time.Second,
 		},
 		Encode: Encode{
 			VideoBitrate:     2_500_000,
@@ -167,7 +168,7 @@ func TestParseValid(t *testing.T) {
 			"limits",
 			"limits: {max_sessions: 10000, max_message_bytes: 64KiB, first_media_timeout: 5m, idle_timeout: 1s}",
 			func(c *Config) {
-				c.Limits = Limits{MaxSessions: 10000, MaxMessageBytes: 64 << 10, FirstMediaTimeout: 5 * time.Minute, IdleTimeout: time.Second}
+				c.Limits = Limits{MaxSessions: 10000, MaxMessageBytes: 64 << 10, FirstMediaTimeout: 5 * time.Minute, IdleTimeout: time.Second, ResumeWindow: 10 * time.Second}
 			},
 		},
 		{"limits min sessions", "limits: {max_sessions: 1}", func(c *Config) { c.Limits.MaxSessions = 1 }},
@@ -432,7 +433,7 @@ func TestUnknownFields(t *testing.T) {
 		{
 			"limits",
 			"limits:\n  max_sessions: 3\n  max_sesions: 4\n",
-			`config: line 3: limits: field "max_sesions" is not known; allowed fields here: max_sessions, max_message_bytes, first_media_timeout, idle_timeout`,
+			`config: line 3: limits: field "max_sesions" is not known; allowed fields here: max_sessions, max_message_bytes, first_media_timeout, idle_timeout, resume_window`,
 		},
 		{
 			"encode",
@@ -528,7 +529,7 @@ destinations:
 		`config: line 5: limits.max_sessions: 0 is out of range; use 1..10000`,
 		`config: line 6: limits.max_message_bytes: "4XB" is not a size; use a number of bytes or a size such as 512KiB, 4MiB or 4MB`,
 		`config: line 7: limits.idle_timeout: 10 has no unit; write 10s for seconds, or use a Go duration such as 500ms, 15s or 1m30s`,
-		`config: line 8: limits: field "max_sesions" is not known; allowed fields here: max_sessions, max_message_bytes, first_media_timeout, idle_timeout`,
+		`config: line 8: limits: field "max_sesions" is not known; allowed fields here: max_sessions, max_message_bytes, first_media_timeout, idle_timeout, resume_window`,
 		`config: line 10: encode.x264_preset: "slow" is not allowed; use one of ultrafast, superfast, veryfast, faster, fast, medium`,
 		`config: line 12: destinations.YT: the name "YT" is not allowed; use 1..32 of a-z, 0-9, _ and -, starting with a-z or 0-9`,
 		`config: line 13: destinations.YT.url: scheme "http" is not allowed; use rtmp:// or rtmps://`,

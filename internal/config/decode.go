@@ -49,6 +49,7 @@ type fileLimits struct {
 	MaxMessageBytes   *size     `yaml:"max_message_bytes"`
 	FirstMediaTimeout *duration `yaml:"first_media_timeout"`
 	IdleTimeout       *duration `yaml:"idle_timeout"`
+	ResumeWindow      *duration `yaml:"resume_window"`
 }
 
 type fileEncode struct {
@@ -459,6 +460,9 @@ func (fc *fileConfig) apply(lines map[string]int) (*Config, []*problem) {
 	}
 	if fc.Limits.IdleTimeout != nil {
 		c.Limits.IdleTimeout = time.Duration(*fc.Limits.IdleTimeout)
+	}
+	if fc.Limits.ResumeWindow != nil {
+		c.Limits.ResumeWindow = time.Duration(*fc.Limits.ResumeWindow)
 	}
 	if fc.Encode.VideoBitrate != nil {
 		c.Encode.VideoBitrate = int(*fc.Encode.VideoBitrate)

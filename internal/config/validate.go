@@ -115,6 +115,9 @@ func (c *Config) problems() []*problem {
 	}
 	check("limits.first_media_timeout", inRange(l.FirstMediaTimeout, time.Second, 5*time.Minute, "1s..5m"))
 	check("limits.idle_timeout", inRange(l.IdleTimeout, time.Second, 5*time.Minute, "1s..5m"))
+	if l.ResumeWindow != 0 {
+		check("limits.resume_window", inRange(l.ResumeWindow, time.Second, 2*time.Minute, "0 (off) or 1s..2m"))
+	}
 
 	e := c.Encode
 	if e.VideoBitrate < minVideoBitrate || e.VideoBitrate > maxVideoBitrate {

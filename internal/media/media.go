@@ -98,6 +98,10 @@ type Packet struct {
 	AU [][]byte
 	// Data holds the payload of codecs that are not NAL-based (AAC, Opus...).
 	Data []byte
+	// Arrived is when the bytes that completed the packet (or, for an
+	// encoder's output, its input) reached livegate; zero if unknown. The
+	// publishers measure the server's delay from it.
+	Arrived time.Time
 }
 
 // Size is the number of payload bytes in the packet.

@@ -22,6 +22,11 @@ type Metrics struct {
 	Dropped        *prometheus.CounterVec // by destination
 	DestinationUp  *prometheus.GaugeVec   // publishers live, by destination
 	Reconnects     *prometheus.CounterVec // by destination
+	// PublishDelay is the time from a packet's arrival at livegate to its
+	// write to a destination's connection.
+	PublishDelay *prometheus.HistogramVec // by destination
+	Resumes      prometheus.Counter
+	Restarts     prometheus.Counter
 }
 
 // New makes the collectors and registers them with a fresh registry.
@@ -52,9 +57,23 @@ func New() *Metrics {
 		Reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "livegate_destination_reconnects_total", Help: "Times a publisher lost its destination and reconnected.",
 		}, []string{"destination"}),
+		PublishDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "livegate_ingest_to_publish_seconds",
+			Help: "Time from a frame's arrival at livegate to its write to a destination (includes the audio encoder for transcoded tracks).",
+			// 5 ms to 10 s: the good case is tens of milliseconds; a slow
+			// destination's backlog shows up as seconds.
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"destination"}),
+		Resumes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livegate_session_resumes_total", Help: "Broadcasts taken over by a new WebSocket after a network loss.",
+		}),
+		Restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livegate_stream_restarts_total", Help: "New streams started inside a broadcast (a MediaRecorder restarted at another bitrate, or a resume).",
+		}),
 	}
 	m.Registry.MustRegister(
 		m.SessionsActive, m.SessionsTotal, m.SessionErrors, m.BytesIn, m.BytesOut, m.Dropped, m.DestinationUp, m.Reconnects,
+		m.PublishDelay, m.Resumes, m.Restarts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m

@@ -88,6 +88,9 @@ type Publisher struct {
 	OnState func(st State, reason string)
 	// Backoff overrides the first wait before reconnecting (tests).
 	Backoff time.Duration
+	// OnDelay, if set, is called from the writer goroutine with each
+	// written packet's delay since it arrived at livegate.
+	OnDelay func(time.Duration)
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -99,6 +102,9 @@ type Publisher struct {
 	hasVideo bool
 	written  atomic.Uint64
 	bytesOut atomic.Uint64
+	pushed   atomic.Int64 // DTS of the last packet queued
+	sent     atomic.Int64 // DTS of the last packet taken from the queue
+	delays   delayWindow
 }
 
 // Initialize starts the writer goroutine. Close (or Finish and Wait) stops it.
@@ -147,6 +153,7 @@ func (p *Publisher) Push(pkt *media.Packet) bool {
 	select {
 	case p.queue <- pkt:
 		p.needKey.Store(false)
+		p.pushed.Store(int64(pkt.DTS))
 		return true
 	default:
 		p.queued.Add(-size)
@@ -184,6 +191,21 @@ func (p *Publisher) Dropped() uint64 { return p.dropped.Load() }
 // Queued is the number of payload bytes waiting to be sent: how far the
 // destination is behind.
 func (p *Publisher) Queued() int64 { return p.queued.Load() }
+
+// QueuedDuration is the media time waiting to be sent.
+func (p *Publisher) QueuedDuration() time.Duration {
+	if p.queued.Load() <= 0 {
+		return 0
+	}
+	return max(0, time.Duration(p.pushed.Load()-p.sent.Load()))
+}
+
+// Delay gives the median and the largest delay, from arrival at livegate
+// to the write to the destination, of the packets written over the last
+// second (zero when none were).
+func (p *Publisher) Delay() (median, largest time.Duration) {
+	return p.delays.summary(time.Now(), time.Second)
+}
 
 // Written is the number of packets written to the destination.
 func (p *Publisher) Written() uint64 { return p.written.Load() }
@@ -313,6 +335,7 @@ func (p *Publisher) runOnce() (live bool, err error) {
 				return true, nil
 			}
 			p.queued.Add(-int64(pkt.Size()))
+			p.sent.Store(int64(pkt.DTS))
 		case <-p.ctx.Done():
 			return true, p.ctx.Err()
 		}
@@ -340,6 +363,14 @@ func (p *Publisher) runOnce() (live bool, err error) {
 			return true, fmt.Errorf("%w: %s: %w", ErrLost, redact(p.URL), hideKey(err, p.URL))
 		}
 		p.written.Add(1)
+		if !pkt.Arrived.IsZero() {
+			now := time.Now()
+			d := now.Sub(pkt.Arrived)
+			p.delays.add(now, d)
+			if p.OnDelay != nil {
+				p.OnDelay(d)
+			}
+		}
 		// Counted per connection by the client: add what this one sent.
 		if n := client.BytesSent(); n != last {
 			p.bytesOut.Add(n - last)

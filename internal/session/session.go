@@ -9,6 +9,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -73,6 +74,11 @@ type DestinationStats struct {
 	BytesOut uint64
 	Dropped  uint64
 	Queued   int64 // payload bytes waiting for the destination
+	// QueuedDuration is the media time waiting for the destination.
+	QueuedDuration time.Duration
+	// DelayMedian and DelayMax: from arrival at livegate to the write to
+	// the destination, over the last second.
+	DelayMedian, DelayMax time.Duration
 }
 
 // Stats is a snapshot of a session's counters.
@@ -84,6 +90,8 @@ type Stats struct {
 	FirstPacket time.Time
 	// EncoderRestarts counts ffmpeg restarts.
 	EncoderRestarts int
+	// Restarts counts the new streams begun inside the broadcast (Restart).
+	Restarts int
 }
 
 // Session is one broadcast. Set the fields, Start, Write media, then Finish
@@ -109,12 +117,22 @@ type Session struct {
 
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
-	pr      *io.PipeReader
-	pw      *io.PipeWriter
 	outDone chan struct{}
 	bytesIn atomic.Uint64
+	// lastWrite is when the latest media bytes arrived (unix ns): the
+	// arrival time of the packets they complete.
+	lastWrite atomic.Int64
+	// next carries the reader of the stream a Restart began to the pump,
+	// which takes it when the current stream has been read to its end.
+	next chan *io.PipeReader
+	// arrivals, per transcoded input track, for the encoders' output.
+	arrivals map[*media.Track]*arrivalLog
 
 	mu          sync.Mutex
+	pw          *io.PipeWriter   // the current stream's input
+	pipes       []*io.PipeReader // every stream's reader, closed at the end
+	restarts    int
+	restartGap  time.Duration                       // for the stream the latest Restart began
 	encs        map[*media.Track]*transcode.Encoder // one per track to encode
 	merge       *merger
 	pending     []*media.Packet // packets before the merger exists
@@ -127,6 +145,7 @@ type Session struct {
 	tracks      []*media.Track
 	base        time.Duration // subtracted from the demuxer's clock
 	haveBase    bool
+	maxDTS      time.Duration // the latest time handed on, on the broadcast's clock
 	closeOnce   sync.Once
 }
 
@@ -146,7 +165,10 @@ func (s *Session) Start(ctx context.Context) error {
 	for _, d := range s.Destinations {
 		s.states[d.Name] = publish.StateConnecting
 	}
-	s.pr, s.pw = io.Pipe()
+	pr, pw := io.Pipe()
+	s.pw, s.pipes = pw, []*io.PipeReader{pr}
+	s.next = make(chan *io.PipeReader, 1)
+	s.arrivals = make(map[*media.Track]*arrivalLog)
 	s.outDone = make(chan struct{})
 	go s.run() // owned by the session: Finish/Close wait for outDone
 	return nil
@@ -155,7 +177,11 @@ func (s *Session) Start(ctx context.Context) error {
 // Write hands media bytes to the demuxer. It blocks until they are read,
 // which slows the browser's socket down rather than buffering here.
 func (s *Session) Write(b []byte) error {
-	if _, err := s.pw.Write(b); err != nil {
+	s.lastWrite.Store(time.Now().UnixNano())
+	s.mu.Lock()
+	pw := s.pw
+	s.mu.Unlock()
+	if _, err := pw.Write(b); err != nil {
 		return fmt.Errorf("session: %w", s.endCause(err))
 	}
 	s.bytesIn.Add(uint64(len(b)))
@@ -163,6 +189,38 @@ func (s *Session) Write(b []byte) error {
 		s.Metrics.BytesIn.Add(float64(len(b)))
 	}
 	return nil
+}
+
+// Restart begins a new stream inside the broadcast: what was written so
+// far is read to its end (a stream cut off in the middle is fine), and the
+// bytes written next are read with a new demuxer, as a stream of their own
+// (a MediaRecorder started again, or a client that resumed after a network
+// loss). The new stream must have the broadcast's codecs. Its time goes on
+// from the broadcast's: if its clock started again, it is placed after the
+// latest packet, by gap (the time that passed, as far as the caller
+// knows; at least a millisecond). Call Restart from the goroutine that
+// calls Write.
+func (s *Session) Restart(gap time.Duration) error {
+	if s.bytesIn.Load() == 0 {
+		return nil // nothing was sent yet: the stream has not begun
+	}
+	pr, pw := io.Pipe()
+	select {
+	case s.next <- pr:
+	default:
+		return errors.New("session: the previous restart has not been taken up yet")
+	}
+	s.mu.Lock()
+	old := s.pw
+	s.pw = pw
+	s.pipes = append(s.pipes, pr)
+	s.restarts++
+	s.restartGap = max(gap, time.Millisecond)
+	s.mu.Unlock()
+	if s.Metrics != nil {
+		s.Metrics.Restarts.Inc()
+	}
+	return old.Close()
 }
 
 // Ended is closed as soon as the session must end (a failure, Close or the
@@ -191,7 +249,10 @@ var errFinished = errors.New("finished")
 // encoder flushes, the publishers send what they have. It gives up after a
 // few seconds and stops everything.
 func (s *Session) Finish() {
-	_ = s.pw.Close()
+	s.mu.Lock()
+	pw := s.pw
+	s.mu.Unlock()
+	_ = pw.Close()
 	t := time.NewTimer(finishTimeout)
 	defer t.Stop()
 	select {
@@ -206,9 +267,19 @@ func (s *Session) Finish() {
 func (s *Session) Close() {
 	s.closeOnce.Do(func() {
 		s.cancel(errFinished)
-		_ = s.pr.CloseWithError(errFinished)
+		s.closePipes(errFinished)
 		<-s.outDone
 	})
+}
+
+// closePipes unblocks Write and the demuxer, whichever stream they are on.
+func (s *Session) closePipes(err error) {
+	s.mu.Lock()
+	pipes := s.pipes
+	s.mu.Unlock()
+	for _, pr := range pipes {
+		_ = pr.CloseWithError(err)
+	}
 }
 
 // Tracks are the tracks sent to the destinations (nil before they are known).
@@ -234,7 +305,7 @@ func (s *Session) Encoders() []*transcode.Encoder {
 func (s *Session) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{BytesIn: s.bytesIn.Load()}
+	st := Stats{BytesIn: s.bytesIn.Load(), Restarts: s.restarts}
 	if n := s.firstPacket.Load(); n != 0 {
 		st.FirstPacket = time.Unix(0, n)
 	}
@@ -247,6 +318,8 @@ func (s *Session) Stats() Stats {
 			ds.BytesOut = s.pubs[i].BytesOut()
 			ds.Dropped = s.pubs[i].Dropped()
 			ds.Queued = s.pubs[i].Queued()
+			ds.QueuedDuration = s.pubs[i].QueuedDuration()
+			ds.DelayMedian, ds.DelayMax = s.pubs[i].Delay()
 		}
 		st.Destinations = append(st.Destinations, ds)
 	}
@@ -266,7 +339,7 @@ func (s *Session) run() {
 	err := s.pump()
 	if err != nil {
 		s.cancel(err)
-		_ = s.pr.CloseWithError(err) // unblock Write
+		s.closePipes(err) // unblock Write
 	}
 	if s.starter != nil {
 		<-s.starter // ends at once once the context is done
@@ -302,12 +375,27 @@ func (s *Session) run() {
 
 // pump reads the browser's stream to its end. It returns nil at a clean end.
 func (s *Session) pump() error {
-	d, err := s.NewDemuxer(s.pr)
-	if err != nil {
-		return s.demuxErr(err)
-	}
-	in, err := d.Tracks()
-	if err != nil {
+	s.mu.Lock()
+	pr := s.pipes[0]
+	s.mu.Unlock()
+	var d media.Demuxer
+	var in []*media.Track
+	for {
+		var err error
+		if d, err = s.NewDemuxer(pr); err == nil {
+			in, err = d.Tracks()
+		}
+		if err == nil {
+			break
+		}
+		if s.ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case pr = <-s.next: // cut off before its header was complete
+			continue
+		default:
+		}
 		return s.demuxErr(err)
 	}
 	var pass, encode []*media.Track
@@ -348,8 +436,14 @@ func (s *Session) pump() error {
 			opts.Width, opts.Height, opts.FPS = p.Width, p.Height, p.FPS
 			opts.VideoBitrate, opts.AudioBitrate, opts.KeyframeInterval = p.VideoBitrate, p.AudioBitrate, p.KeyframeInterval
 		}
+		arr := &arrivalLog{}
+		s.arrivals[t] = arr
 		enc := &transcode.Encoder{Path: s.FFmpegPath, Options: opts, Inputs: []*media.Track{t},
-			Log: s.Log.With("component", "encoder", "input", t.Codec.String()), OnPacket: s.deliver}
+			Log: s.Log.With("component", "encoder", "input", t.Codec.String()),
+			OnPacket: func(pkt *media.Packet) {
+				pkt.Arrived = arr.find(pkt.PTS)
+				s.deliver(pkt)
+			}}
 		if err := enc.Start(s.ctx); err != nil {
 			return fmt.Errorf("%w: %v", ErrEncoderFailed, err)
 		}
@@ -370,25 +464,57 @@ func (s *Session) pump() error {
 	} else {
 		go s.startWhenReady(pass, encs) // owned by the session: pump waits for starter
 	}
+	seg := &stream{d: d, tracks: map[*media.Track]*media.Track{}}
+	if video != nil {
+		seg.tracks[video] = video
+	}
+	if audio != nil {
+		seg.tracks[audio] = audio
+	}
 	for {
-		pkt, err := d.ReadPacket()
+		pkt, err := seg.d.ReadPacket()
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return s.endOfInput(encs)
-			}
 			if s.ctx.Err() != nil {
 				return nil
 			}
+			select {
+			case pr := <-s.next: // a Restart: go on with the new stream
+				if !errors.Is(err, io.EOF) {
+					s.Log.Info("the previous stream was cut off before its end", "error", err)
+				}
+				st, err := s.openStream(pr, video, audio, pass)
+				switch {
+				case errors.Is(err, io.EOF):
+					return s.endOfInput(encs) // it ended before it began
+				case err != nil:
+					return err
+				case st == nil:
+					return nil // stopped meanwhile
+				}
+				seg = st
+				continue
+			default:
+			}
+			if errors.Is(err, io.EOF) {
+				return s.endOfInput(encs)
+			}
 			return s.demuxErr(err)
 		}
-		if pkt.Track != video && pkt.Track != audio {
+		t := seg.tracks[pkt.Track]
+		if t == nil {
 			continue
 		}
-		s.rebase(pkt)
+		pkt.Track = t
+		pkt.Arrived = time.Unix(0, s.lastWrite.Load())
+		if seg.inband != nil && pkt.Key {
+			pkt.AU = seg.withParams(pkt.AU)
+		}
+		s.rebase(pkt, seg)
 		if contains(pass, pkt.Track) {
 			s.deliver(pkt)
 			continue
 		}
+		s.arrivals[pkt.Track].add(pkt.PTS, pkt.Arrived)
 		if err := encs[pkt.Track].WritePacket(pkt); err != nil {
 			if s.ctx.Err() != nil && errors.Is(context.Cause(s.ctx), errFinished) {
 				return nil
@@ -396,6 +522,81 @@ func (s *Session) pump() error {
 			return fmt.Errorf("%w: %v", ErrEncoderFailed, err)
 		}
 	}
+}
+
+// stream is one of the streams a broadcast is made of (see Restart).
+type stream struct {
+	d media.Demuxer
+	// tracks maps the stream's tracks onto the broadcast's.
+	tracks map[*media.Track]*media.Track
+	// rebased: the stream's clock has been placed on the broadcast's.
+	rebased bool
+	// inband holds SPS and PPS to put in front of each key frame, when
+	// the stream's passthrough H.264 parameters differ from those the
+	// destinations were given at connection time.
+	inband [][]byte
+}
+
+// withParams puts the stream's SPS and PPS in front of a key frame's NAL
+// units, unless it already carries an SPS.
+func (st *stream) withParams(au [][]byte) [][]byte {
+	for _, n := range au {
+		if len(n) > 0 && n[0]&0x1f == 7 {
+			return au
+		}
+	}
+	return append(append(make([][]byte, 0, len(au)+2), st.inband...), au...)
+}
+
+// openStream reads the header of a stream begun by Restart and maps its
+// tracks onto the broadcast's, which it must match.
+func (s *Session) openStream(pr *io.PipeReader, video, audio *media.Track, pass []*media.Track) (*stream, error) {
+	var d media.Demuxer
+	var in []*media.Track
+	for {
+		var err error
+		if d, err = s.NewDemuxer(pr); err == nil {
+			in, err = d.Tracks()
+		}
+		if err == nil {
+			break
+		}
+		if s.ctx.Err() != nil {
+			return nil, nil
+		}
+		select {
+		case pr = <-s.next: // cut off before its header was complete
+			continue
+		default:
+		}
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("%w: %v", ErrBadMedia, err)
+	}
+	st := &stream{d: d, tracks: make(map[*media.Track]*media.Track, 2)}
+	var gotVideo, gotAudio bool
+	for _, t := range in {
+		want, got := audio, &gotAudio
+		if t.Codec.IsVideo() {
+			want, got = video, &gotVideo
+		}
+		if want == nil || *got {
+			continue // a kind the broadcast does not carry, or a second track of one
+		}
+		*got = true
+		if t.Codec != want.Codec {
+			return nil, fmt.Errorf("%w: a new stream must keep the broadcast's codecs (it had %v, the new stream has %v)", ErrBadMedia, want.Codec, t.Codec)
+		}
+		st.tracks[t] = want
+		if t.Codec == media.CodecH264 && contains(pass, want) && len(t.SPS) > 0 &&
+			(!bytes.Equal(t.SPS, want.SPS) || !bytes.Equal(t.PPS, want.PPS)) {
+			s.Log.Info("the new stream's H.264 parameters differ; they go in band with each key frame")
+			st.inband = [][]byte{t.SPS, t.PPS}
+		}
+	}
+	s.Log.Info("new stream in the broadcast", "tracks", len(st.tracks))
+	return st, nil
 }
 
 // startWhenReady waits for the encoders' output tracks, then starts the
@@ -474,10 +675,22 @@ func (s *Session) deliver(pkt *media.Packet) {
 	m.push(pkt, time.Now())
 }
 
-// rebase moves the demuxer's clock so that the broadcast starts at tsBase.
-func (s *Session) rebase(pkt *media.Packet) {
-	if !s.haveBase {
-		s.base, s.haveBase = pkt.DTS-tsBase, true
+// rebase moves the demuxer's clock onto the broadcast's, which starts at
+// tsBase. A stream begun by Restart whose clock went on (WebCodecs) keeps
+// its times; one whose clock started again (a new MediaRecorder) is placed
+// after the latest packet by the restart's gap.
+func (s *Session) rebase(pkt *media.Packet, st *stream) {
+	if !st.rebased {
+		st.rebased = true
+		switch {
+		case !s.haveBase:
+			s.base, s.haveBase = pkt.DTS-tsBase, true
+		case pkt.DTS-s.base <= s.maxDTS:
+			s.mu.Lock()
+			gap := s.restartGap
+			s.mu.Unlock()
+			s.base = pkt.DTS - (s.maxDTS + gap)
+		}
 	}
 	pkt.PTS -= s.base
 	pkt.DTS -= s.base
@@ -485,6 +698,7 @@ func (s *Session) rebase(pkt *media.Packet) {
 		pkt.PTS -= pkt.DTS
 		pkt.DTS = 0
 	}
+	s.maxDTS = max(s.maxDTS, pkt.DTS)
 }
 
 func (s *Session) demuxErr(err error) error {
@@ -534,6 +748,10 @@ func (s *Session) startPublishing(pass []*media.Track, encs map[*media.Track]*tr
 			Tracks:  tracks,
 			Log:     s.Log.With("destination", name),
 			OnState: func(st publish.State, reason string) { s.onState(name, st, reason) },
+		}
+		if s.Metrics != nil {
+			h := s.Metrics.PublishDelay.WithLabelValues(name)
+			p.OnDelay = func(d time.Duration) { h.Observe(d.Seconds()) }
 		}
 		if err := p.Initialize(s.ctx); err != nil {
 			return err

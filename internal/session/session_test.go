@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -95,18 +94,6 @@ func writeChunks(s *Session, data []byte) error {
 	return nil
 }
 
-func metricValue(t *testing.T, m *metrics.Metrics, line string) string {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	for l := range strings.SplitSeq(rec.Body.String(), "\n") {
-		if v, ok := strings.CutPrefix(l, line+" "); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 func TestBroadcastToReceiver(t *testing.T) {
 	data, err := os.ReadFile(testFile)
 	if err != nil {
@@ -155,10 +142,10 @@ func TestBroadcastToReceiver(t *testing.T) {
 	if got := strings.Join(states, ","); got != "connecting,live,ended" {
 		t.Errorf("events %s, want connecting,live,ended", got)
 	}
-	if got := metricValue(t, m, "livegate_ingest_bytes_total"); got != strconv.Itoa(len(data)) {
+	if got := testutil.MetricValue(t, m.Handler(), "livegate_ingest_bytes_total"); got != strconv.Itoa(len(data)) {
 		t.Errorf("livegate_ingest_bytes_total %s, want %d", got, len(data))
 	}
-	if got := metricValue(t, m, `livegate_destination_live{destination="local"}`); got != "0" {
+	if got := testutil.MetricValue(t, m.Handler(), `livegate_destination_live{destination="local"}`); got != "0" {
 		t.Errorf("livegate_destination_live after the end %s, want 0", got)
 	}
 
@@ -296,5 +283,102 @@ func TestEncoderCannotStart(t *testing.T) {
 				t.Fatalf("Err = %v, want ErrEncoderFailed", err)
 			}
 		})
+	}
+}
+
+// A broadcast made of several streams (a MediaRecorder started again, or a
+// client that resumed) reaches the destination as one stream whose time
+// goes on; the first stream may be cut off anywhere.
+func TestRestartKeepsOneBroadcast(t *testing.T) {
+	data, err := os.ReadFile(testFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testutil.Logger()}
+	if err := rcv.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rcv.Close)
+	m := metrics.New()
+	s, ev := newSession(t, []Destination{{Name: "local", URL: testutil.RTMPURL(t, rcv.Addr().String(), "test")}}, m)
+
+	for i, part := range [][]byte{data, data[:len(data)*2/3], data} {
+		if i > 0 {
+			if err := s.Restart(30 * time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := writeChunks(s, part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Finish()
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err after a clean Finish: %v", err)
+	}
+	if st := s.Stats(); st.Restarts != 2 {
+		t.Errorf("Restarts %d, want 2", st.Restarts)
+	}
+	var states []string
+	for _, e := range ev.get() {
+		states = append(states, string(e.State))
+	}
+	if got := strings.Join(states, ","); got != "connecting,live,ended" {
+		t.Errorf("events %s, want one connection: connecting,live,ended", got)
+	}
+	testutil.WaitFor(t, "the stream ends at the receiver", 5*time.Second, func() bool {
+		r := rcv.Streams()
+		return len(r) == 1 && !r[0].Active
+	})
+	r := rcv.Streams()[0]
+	// 4 s + about 2.7 s + 4 s at 30 fps, in one publish.
+	if v := r.Video; v == nil || v.Frames < 310 || v.Frames > 325 {
+		t.Errorf("video %+v, want about 320 frames", v)
+	}
+	if a := r.Audio; a == nil || a.Frames < 440 {
+		t.Errorf("audio %+v, want about 500 frames (10.7 s)", a)
+	}
+	if d := r.LastPTSms - r.FirstPTSms; d < 10_300 || d > 11_000 {
+		t.Errorf("received %d..%d ms (%d ms), want about 10.7 s", r.FirstPTSms, r.LastPTSms, d)
+	}
+	if got := testutil.MetricValue(t, m.Handler(), `livegate_ingest_to_publish_seconds_count{destination="local"}`); got == "" || got == "0" {
+		t.Errorf("livegate_ingest_to_publish_seconds_count %q, want the packets written", got)
+	}
+	if got := testutil.MetricValue(t, m.Handler(), "livegate_stream_restarts_total"); got != "2" {
+		t.Errorf("livegate_stream_restarts_total %s, want 2", got)
+	}
+}
+
+// A new stream with other codecs than the broadcast's ends the session as
+// bad media.
+func TestRestartWithOtherCodecs(t *testing.T) {
+	data, err := os.ReadFile(testFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vp8, err := os.ReadFile("../ingest/mediarecorder/testdata/vp8.webm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := &receiver.Receiver{Listen: "127.0.0.1:0", Log: testutil.Logger()}
+	if err := rcv.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rcv.Close)
+	s, _ := newSession(t, []Destination{{Name: "local", URL: testutil.RTMPURL(t, rcv.Addr().String(), "test")}}, nil)
+	if err := writeChunks(s, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restart(0); err != nil {
+		t.Fatal(err)
+	}
+	_ = writeChunks(s, vp8) // fails once the session has ended
+	select {
+	case <-s.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not end")
+	}
+	if err := s.Err(); !errors.Is(err, ErrBadMedia) || !strings.Contains(err.Error(), "keep the broadcast's codecs") {
+		t.Errorf("Err %v, want ErrBadMedia about the codecs", err)
 	}
 }

@@ -4,16 +4,17 @@ import (
 	"time"
 
 	"github.com/livegate/livegate/internal/publish"
-	"github.com/livegate/livegate/internal/session"
 )
 
 // congestion turns what the server sees of its own side into bitrate
 // targets for the browser: when a live destination falls behind (more
 // than a second of media queued) or drops packets, the target goes down
-// to 70% of what arrives; after 5 calm seconds it goes up by 10% a step,
-// and is lifted altogether once it is well above what arrives. The
-// browser clamps it to its own range (a WebCodecs encoder changes its
-// bitrate live; MediaRecorder ignores it).
+// to 70% of what arrives, and to 60% of what that destination took over
+// the last second if that is less (so that its backlog drains, at 40% of
+// its rate); after 5 calm seconds it goes up by 10% a step, and is lifted
+// altogether once it is well above what arrives. The browser clamps it to
+// its own range (a WebCodecs encoder changes its bitrate live; a
+// MediaRecorder client restarts its recorder).
 type congestion struct {
 	target    uint64 // bits/s; 0: no limit asked
 	calmSince time.Time
@@ -23,28 +24,36 @@ type congestion struct {
 const (
 	congestionCalm = 5 * time.Second
 	minTarget      = 150_000
+	// behindAfter: a destination with more media than this queued is
+	// behind.
+	behindAfter = time.Second
 )
 
 // update returns the new target and true when the browser should be told.
-// bitrateIn is what arrived from the browser over the last second.
-func (c *congestion) update(now time.Time, bitrateIn uint64, dests []session.DestinationStats) (uint64, bool) {
+// bitrateIn is what arrived from the browser over the last second; dests
+// are the destinations' figures of the same second.
+func (c *congestion) update(now time.Time, bitrateIn uint64, dests []destinationStats) (uint64, bool) {
 	if c.lastDrop == nil {
 		c.lastDrop = make(map[string]uint64)
 	}
 	behind := false
+	t := bitrateIn * 7 / 10
 	for _, d := range dests {
 		dropped := d.Dropped > c.lastDrop[d.Name]
 		c.lastDrop[d.Name] = d.Dropped
-		if d.State != publish.StateLive {
+		if d.State != string(publish.StateLive) {
 			continue // a reconnecting destination drops by design
 		}
-		if dropped || (bitrateIn > 0 && uint64(d.Queued)*8 > bitrateIn) {
+		if dropped || time.Duration(d.QueuedMS)*time.Millisecond > behindAfter {
 			behind = true
+			if d.BitrateOut > 0 {
+				t = min(t, d.BitrateOut*6/10)
+			}
 		}
 	}
 	switch {
 	case behind && bitrateIn > 0:
-		t := max(bitrateIn*7/10, minTarget)
+		t = max(t, minTarget)
 		c.calmSince = now
 		if c.target == 0 || t < c.target*9/10 {
 			c.target = t

@@ -5,18 +5,22 @@ import (
 	"time"
 
 	"github.com/livegate/livegate/internal/publish"
-	"github.com/livegate/livegate/internal/session"
 )
 
 func TestCongestion(t *testing.T) {
-	live := func(queued int64, dropped uint64) []session.DestinationStats {
-		return []session.DestinationStats{{Name: "a", State: publish.StateLive, Queued: queued, Dropped: dropped}}
+	// queued: ms of media waiting; out: what the destination took (0: not
+	// measured).
+	live := func(queued int64, dropped uint64) []destinationStats {
+		return []destinationStats{{Name: "a", State: string(publish.StateLive), QueuedMS: queued, Dropped: dropped}}
+	}
+	liveOut := func(queued int64, out uint64) []destinationStats {
+		return []destinationStats{{Name: "a", State: string(publish.StateLive), QueuedMS: queued, BitrateOut: out}}
 	}
 	t0 := time.Now()
 	type step struct {
 		at      time.Duration
 		in      uint64
-		dests   []session.DestinationStats
+		dests   []destinationStats
 		want    uint64
 		changed bool
 	}
@@ -24,27 +28,29 @@ func TestCongestion(t *testing.T) {
 		name  string
 		steps []step
 	}{
-		{"calm: nothing asked", []step{{0, 2_000_000, live(10_000, 0), 0, false}, {time.Second, 2_000_000, live(0, 0), 0, false}}},
-		{"behind: 70% of what arrives", []step{{0, 2_000_000, live(400_000, 0), 1_400_000, true}}},
+		{"calm: nothing asked", []step{{0, 2_000_000, live(900, 0), 0, false}, {time.Second, 2_000_000, live(0, 0), 0, false}}},
+		{"behind: 70% of what arrives", []step{{0, 2_000_000, live(1500, 0), 1_400_000, true}}},
 		{"drops: down, then no change while stable", []step{
 			{0, 2_000_000, live(0, 1), 1_400_000, true},
 			{time.Second, 2_000_000, live(0, 5), 0, false}, // more drops, but not clearly lower
 			{2 * time.Second, 1_400_000, live(0, 5), 0, false},
 		}},
 		{"down again only when clearly lower", []step{
-			{0, 2_000_000, live(400_000, 0), 1_400_000, true},
-			{time.Second, 1_900_000, live(400_000, 0), 0, false},
-			{2 * time.Second, 1_000_000, live(400_000, 0), 700_000, true},
+			{0, 2_000_000, live(1500, 0), 1_400_000, true},
+			{time.Second, 1_900_000, live(1500, 0), 0, false},
+			{2 * time.Second, 1_000_000, live(1500, 0), 700_000, true},
 		}},
 		{"recovers by 10% after 5 calm seconds", []step{
-			{0, 2_000_000, live(400_000, 0), 1_400_000, true},
+			{0, 2_000_000, live(1500, 0), 1_400_000, true},
 			{3 * time.Second, 1_400_000, live(0, 0), 0, false},
 			{5 * time.Second, 1_400_000, live(0, 0), 1_540_000, true},
 		}},
 		{"a reconnecting destination does not count", []step{
-			{0, 2_000_000, []session.DestinationStats{{Name: "a", State: publish.StateReconnecting, Queued: 1 << 20}}, 0, false},
+			{0, 2_000_000, []destinationStats{{Name: "a", State: string(publish.StateReconnecting), QueuedMS: 5000}}, 0, false},
 		}},
-		{"never below the floor", []step{{0, 100_000, live(1<<20, 0), minTarget, true}}},
+		{"behind a slow link: 60% of what it takes", []step{{0, 2_000_000, liveOut(1500, 1_000_000), 600_000, true}}},
+		{"a fast destination's rate does not raise it", []step{{0, 2_000_000, liveOut(1500, 5_000_000), 1_400_000, true}}},
+		{"never below the floor", []step{{0, 100_000, live(5000, 0), minTarget, true}}},
 	} {
 		t.Run(ca.name, func(t *testing.T) {
 			var c congestion

@@ -9,7 +9,9 @@ package mediarecorder
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base32"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
@@ -73,18 +75,38 @@ type Handler struct {
 	MaxMessageBytes   int64
 	FirstMediaTimeout time.Duration
 	IdleTimeout       time.Duration
+	// ResumeWindow is how long a broadcast whose socket was lost waits for
+	// the browser to resume it on a new one (0: it ends at once).
+	ResumeWindow time.Duration
 
 	ctx    context.Context
 	known  map[string]bool
 	mu     sync.Mutex
 	closed bool
+	parked map[string]*parkedSession // by session id, waiting for a resume
 	wg     sync.WaitGroup
 	active atomic.Int64
+}
+
+// parkedSession is a broadcast whose socket was lost.
+type parkedSession struct {
+	token  string
+	attach chan *attachment // buffered: the one resumer never blocks
+}
+
+// attachment hands a resumed socket to the broadcast's goroutine. The
+// handler that accepted the socket waits until release is called, so
+// that Wait covers it.
+type attachment struct {
+	c       *websocket.Conn
+	remote  string
+	release func()
 }
 
 // Initialize prepares the handler; ctx is the server's lifetime.
 func (h *Handler) Initialize(ctx context.Context) {
 	h.ctx = ctx
+	h.parked = make(map[string]*parkedSession)
 	h.known = make(map[string]bool, len(h.Destinations))
 	for name := range h.Destinations {
 		h.known[name] = true
@@ -141,19 +163,30 @@ type connSession struct {
 
 	sess      *session.Session
 	lastMedia atomic.Int64 // unix nanoseconds of the last media message; 0 before any
+	token     string       // the resume token; "" when resuming is off
+	release   func()       // lets the handler of a resumed socket return
 }
 
 func (cs *connSession) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	defer cs.c.CloseNow() //nolint:errcheck // the last resort; Close was tried first
+	defer func() { _ = cs.c.CloseNow() }() // the last resort; Close was tried first
 
-	req, perr := cs.readStart(ctx)
+	m, perr := cs.readFirst(ctx)
 	if perr != nil {
 		cs.refuse(perr)
 		return
 	}
+	if m.Type == "resume" {
+		cs.handOver(m)
+		return
+	}
 	h := cs.h
+	req, perr := validateStart(m, h.known)
+	if perr != nil {
+		cs.refuse(perr)
+		return
+	}
 	dests, profile, perr := h.resolve(req.Destinations, req.Profile, req.Keys)
 	if perr != nil {
 		cs.refuse(perr)
@@ -206,26 +239,148 @@ func (cs *connSession) run() {
 		ready.Video = "transcode" // resized to the profile
 	}
 	ready.Audio = passOrTranscode(req.Audio, media.CodecAAC)
+	if h.ResumeWindow > 0 {
+		cs.token = newToken()
+		ready.ResumeToken, ready.ResumeMS = cs.token, h.ResumeWindow.Milliseconds()
+	}
 	if err := cs.send(ready); err != nil {
 		cs.sess.Close()
 		return
 	}
 
-	readErr := make(chan error, 1)
-	readDone := make(chan struct{})
-	go func() { // ends when ctx is cancelled or the socket closes; run waits for it
-		defer close(readDone)
-		readErr <- cs.readMedia(ctx)
-	}()
-
-	end := cs.loop(readErr, events, started)
-	cs.finish(end, cancel, readDone)
+	var end outcome
+	for {
+		rctx, rcancel := context.WithCancel(ctx)
+		readErr := make(chan error, 1)
+		readDone := make(chan struct{})
+		go func() { // ends when rctx is cancelled or the socket closes; run waits for it
+			defer close(readDone)
+			readErr <- cs.readMedia(rctx)
+		}()
+		end = cs.loop(readErr, events, started)
+		if end.lost && cs.token != "" {
+			rcancel()
+			<-readDone
+			_ = cs.c.CloseNow()
+			cs.releaseConn()
+			lostAt := time.Now()
+			cs.log.Info("connection lost; waiting for the browser to resume", "error", end.cause, "for", h.ResumeWindow)
+			var resumed bool
+			if resumed, end = cs.waitResume(events, ready); resumed {
+				cs.log.Info("broadcast resumed", "remote", cs.remote, "after", time.Since(lostAt).Round(time.Millisecond))
+				if h.Metrics != nil {
+					h.Metrics.Resumes.Inc()
+				}
+				continue
+			}
+		}
+		cs.finish(end, rcancel, readDone)
+		break
+	}
 	cs.log.Info("broadcast ended", "duration", time.Since(started).Round(time.Millisecond),
 		"bytes_in", cs.sess.Stats().BytesIn, "reason", end.reason())
 }
 
+// waitResume keeps the broadcast for the resume window. It returns true
+// once a new socket has taken over (the media that follows is a new
+// stream), else how the broadcast ends.
+func (cs *connSession) waitResume(events <-chan session.Event, ready readyMessage) (bool, outcome) {
+	h := cs.h
+	lostAt := time.Now()
+	p := &parkedSession{token: cs.token, attach: make(chan *attachment, 1)}
+	h.mu.Lock()
+	h.parked[cs.id] = p
+	h.mu.Unlock()
+	t := time.NewTimer(h.ResumeWindow)
+	defer t.Stop()
+	var end outcome
+wait:
+	for {
+		select {
+		case a := <-p.attach:
+			return cs.attach(a, lostAt, ready)
+		case <-events: // the resumed browser is sent the states as they are then
+			continue
+		case <-t.C:
+			end = outcome{graceful: true, closed: true, cause: errors.New("the browser did not resume the broadcast in time")}
+		case <-cs.sess.Ended():
+			end = cs.pipelineOutcome() // nobody to tell: the socket is gone
+		case <-h.ctx.Done():
+			end = outcome{graceful: true, closed: true, cause: errors.New("livegate is shutting down")}
+		}
+		break wait
+	}
+	h.mu.Lock()
+	_, waiting := h.parked[cs.id]
+	delete(h.parked, cs.id)
+	h.mu.Unlock()
+	if !waiting { // a resume took it meanwhile
+		return cs.attach(<-p.attach, lostAt, ready)
+	}
+	return false, end
+}
+
+// attach takes a resumed socket over: the stream starts again (a new
+// recorder, or WebCodecs configurations and a key frame) after the time
+// that passed, and the browser hears the destinations' states.
+func (cs *connSession) attach(a *attachment, lostAt time.Time, ready readyMessage) (bool, outcome) {
+	cs.c, cs.remote, cs.release = a.c, a.remote, a.release
+	cs.c.SetReadLimit(cs.h.MaxMessageBytes)
+	if cs.lastMedia.Load() != 0 {
+		cs.lastMedia.Store(time.Now().UnixNano()) // the idle time counts from now
+	}
+	if err := cs.sess.Restart(time.Since(lostAt)); err != nil {
+		return false, outcome{cause: err, perr: errorf("encoder_failed", closeInternal, "the server could not resume the broadcast; start again")}
+	}
+	ready.Resumed = true
+	if err := cs.send(ready); err != nil {
+		return true, outcome{} // the loop sees the socket fail and waits again
+	}
+	for _, d := range cs.sess.Stats().Destinations {
+		if err := cs.send(destinationMessage{Type: "destination", Name: d.Name, State: string(d.State)}); err != nil {
+			return true, outcome{}
+		}
+	}
+	return true, outcome{}
+}
+
+// handOver gives this socket to the broadcast a resume message names, then
+// waits until that broadcast is done with it.
+func (cs *connSession) handOver(m *clientMessage) {
+	h := cs.h
+	if m.Version != ProtocolVersion {
+		cs.refuse(errorf("unsupported_version", closeBadRequest, "protocol version %d is not supported; this server speaks version %d", m.Version, ProtocolVersion))
+		return
+	}
+	h.mu.Lock()
+	p, ok := h.parked[m.Session]
+	if ok && subtle.ConstantTimeCompare([]byte(p.token), []byte(m.Token)) == 1 {
+		delete(h.parked, m.Session)
+	} else {
+		ok = false
+	}
+	h.mu.Unlock()
+	if !ok {
+		cs.refuse(errorf("unknown_session", closeNotFound, "no broadcast is waiting to be resumed with that session and token; start a new one"))
+		return
+	}
+	cs.c.SetReadLimit(h.MaxMessageBytes)
+	done := make(chan struct{})
+	p.attach <- &attachment{c: cs.c, remote: cs.remote, release: sync.OnceFunc(func() { close(done) })}
+	<-done
+}
+
+// releaseConn lets the handler of a resumed socket return.
+func (cs *connSession) releaseConn() {
+	if cs.release != nil {
+		cs.release()
+		cs.release = nil
+	}
+}
+
 // outcome is how a broadcast ended.
 type outcome struct {
+	lost     bool        // the socket failed without a close: the browser may resume
 	graceful bool        // flush the pipeline before closing
 	perr     *protoError // tell the browser, then close with its code
 	closed   bool        // the browser went away: nothing to tell
@@ -264,7 +419,10 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 			case errors.Is(err, errEncoderInput):
 				return cs.pipelineOutcome()
 			default:
-				return outcome{closed: true, cause: err}
+				// No close frame: a network loss, which the browser may
+				// come back from. A close (1000 page closed, 1001 going
+				// away) means it is gone.
+				return outcome{closed: true, cause: err, lost: websocket.CloseStatus(err) == -1}
 			}
 		case <-cs.sess.Ended():
 			return cs.pipelineOutcome()
@@ -273,7 +431,7 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 				Message: "the server is shutting down; your broadcast has ended, start again in a moment"}}
 		case ev := <-events:
 			if err := cs.send(destinationMessage{Type: "destination", Name: ev.Destination, State: string(ev.State), Reason: ev.Reason}); err != nil {
-				return outcome{closed: true, cause: err}
+				return outcome{closed: true, cause: err, lost: true}
 			}
 			// A destination that (re)connected starts at the next key frame:
 			// ask the browser for one now rather than wait for its interval
@@ -281,7 +439,7 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 			// ignores the message).
 			if ev.State == publish.StateLive {
 				if err := cs.send(keyframeMessage{Type: "keyframe", Reason: "destination " + ev.Destination + " is live"}); err != nil {
-					return outcome{closed: true, cause: err}
+					return outcome{closed: true, cause: err, lost: true}
 				}
 			}
 		case now := <-tick.C:
@@ -298,15 +456,16 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 			lastIn = st.BytesIn
 			for _, d := range st.Destinations {
 				msg.Destinations = append(msg.Destinations, destinationStats{Name: d.Name, State: string(d.State),
-					BytesOut: d.BytesOut, BitrateOut: (d.BytesOut - lastOut[d.Name]) * 8, Dropped: d.Dropped, Queued: d.Queued})
+					BytesOut: d.BytesOut, BitrateOut: (d.BytesOut - lastOut[d.Name]) * 8, Dropped: d.Dropped, Queued: d.Queued,
+					QueuedMS: d.QueuedDuration.Milliseconds(), DelayMS: d.DelayMedian.Milliseconds(), DelayMaxMS: d.DelayMax.Milliseconds()})
 				lastOut[d.Name] = d.BytesOut
 			}
 			if err := cs.send(msg); err != nil {
-				return outcome{closed: true, cause: err}
+				return outcome{closed: true, cause: err, lost: true}
 			}
-			if bps, ok := cc.update(now, msg.BitrateIn, st.Destinations); ok {
+			if bps, ok := cc.update(now, msg.BitrateIn, msg.Destinations); ok {
 				if err := cs.send(bitrateMessage{Type: "bitrate", BPS: bps}); err != nil {
-					return outcome{closed: true, cause: err}
+					return outcome{closed: true, cause: err, lost: true}
 				}
 			}
 		}
@@ -356,6 +515,7 @@ func (cs *connSession) finish(o outcome, cancel context.CancelFunc, readDone <-c
 	}
 	cancel()
 	<-readDone
+	cs.releaseConn()
 }
 
 func (cs *connSession) countError(code string) {
@@ -377,8 +537,8 @@ func (cs *connSession) send(v any) error {
 	return wsjson.Write(ctx, cs.c, v)
 }
 
-// readStart reads and checks the first message.
-func (cs *connSession) readStart(ctx context.Context) (*startRequest, *protoError) {
+// readFirst reads the first message: start, or resume.
+func (cs *connSession) readFirst(ctx context.Context) (*clientMessage, *protoError) {
 	rctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	typ, data, err := cs.c.Read(rctx)
@@ -395,17 +555,26 @@ func (cs *connSession) readStart(ctx context.Context) (*startRequest, *protoErro
 	if perr != nil {
 		return nil, perr
 	}
-	if m.Type != "start" {
-		return nil, errorf("bad_message", closeBadRequest, "the first message must be start, not %s", m.Type)
+	if m.Type != "start" && m.Type != "resume" {
+		return nil, errorf("bad_message", closeBadRequest, "the first message must be start (or resume), not %s", m.Type)
 	}
-	return validateStart(m, cs.h.known)
+	return m, nil
 }
 
 // errEncoderInput: the encoder no longer takes input (it ended).
 var errEncoderInput = errors.New("the encoder no longer takes input")
 
+// Control messages a browser may send, at most (docs/protocol.md).
+const (
+	maxPingsPerSecond = 10
+	minRestartGap     = time.Second
+)
+
 // readMedia reads the browser's messages until the socket closes.
 func (cs *connSession) readMedia(ctx context.Context) error {
+	var pingWindow time.Time
+	var pings int
+	var lastRestart time.Time
 	for {
 		typ, data, err := cs.c.Read(ctx)
 		if err != nil {
@@ -430,6 +599,33 @@ func (cs *connSession) readMedia(ctx context.Context) error {
 			return errorf("duplicate_start", closeBadRequest, "the broadcast has already started; send start only once")
 		case "stop":
 			return errStopRequested
+		case "resume":
+			return errorf("bad_message", closeBadRequest, "resume must be the first message on a new socket")
+		case "ping":
+			now := time.Now()
+			if now.Sub(pingWindow) >= time.Second {
+				pingWindow, pings = now, 0
+			}
+			if pings++; pings > maxPingsPerSecond {
+				return errorf("too_many_messages", closeTooMany, "more than %d pings a second", maxPingsPerSecond)
+			}
+			if err := cs.send(pongMessage{Type: "pong", ID: m.ID}); err != nil {
+				return err
+			}
+		case "restart":
+			now := time.Now()
+			if now.Sub(lastRestart) < minRestartGap {
+				return errorf("too_many_messages", closeTooMany, "a stream may be restarted at most once a second")
+			}
+			lastRestart = now
+			// The new stream follows on from the last media that came.
+			gap := time.Millisecond
+			if last := cs.lastMedia.Load(); last != 0 {
+				gap = min(max(now.Sub(time.Unix(0, last)), gap), time.Second)
+			}
+			if err := cs.sess.Restart(gap); err != nil {
+				return errors.Join(errEncoderInput, err)
+			}
 		}
 	}
 }
@@ -512,6 +708,13 @@ func (h *Handler) resolve(names []string, profile string, keys map[string]string
 		}
 	}
 	return dests, &p, nil
+}
+
+// newToken is a resume token: 128 random bits.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func newID() string {

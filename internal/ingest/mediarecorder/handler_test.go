@@ -19,6 +19,7 @@ import (
 
 	"github.com/livegate/livegate/internal/demux/webm"
 	"github.com/livegate/livegate/internal/ingest/webcodecs"
+	"github.com/livegate/livegate/internal/metrics"
 	"github.com/livegate/livegate/internal/receiver"
 	"github.com/livegate/livegate/internal/testutil"
 	"github.com/livegate/livegate/internal/transcode"
@@ -530,5 +531,141 @@ func TestBitrateFallsOnASlowLink(t *testing.T) {
 	m := c.next("bitrate")
 	if bps, _ := m["bps"].(float64); m["type"] != "bitrate" || bps <= 0 || bps > 1_500_000 {
 		t.Fatalf("got %v, want a lower bitrate target", m)
+	}
+}
+
+// TestResume: a socket lost without a close (a network loss) leaves the
+// broadcast waiting; a new socket with the session's token takes it over,
+// and the destination sees one stream, not a new broadcast.
+func TestResume(t *testing.T) {
+	f := newFixture(t, func(h *Handler) { h.ResumeWindow = 5 * time.Second; h.Metrics = metrics.New() })
+	data, err := os.ReadFile("testdata/h264.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := f.dial(t)
+	a.sendText(startH264)
+	ready := a.next("ready")
+	session, _ := ready["session"].(string)
+	token, _ := ready["resume_token"].(string)
+	if ms, _ := ready["resume_ms"].(float64); session == "" || len(token) < 20 || ms != 5000 {
+		t.Fatalf("ready %v, want a session, a resume token and resume_ms 5000", ready)
+	}
+	sendChunks(t, a, data[:len(data)*3/4]) // cut off in the middle of an element
+	waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && s[0].Video != nil })
+	_ = a.c.CloseNow() // no close frame: as a network loss looks
+
+	for _, bad := range []string{
+		`{"type":"resume","version":1,"session":"` + session + `","token":"wrong-token-wrong-token"}`,
+		`{"type":"resume","version":1,"session":"nosuchsession","token":"` + token + `"}`,
+	} {
+		x := f.dial(t)
+		x.sendText(bad)
+		if m := x.next("ready"); m["code"] != "unknown_session" {
+			t.Fatalf("resume %s: got %v, want unknown_session", bad, m)
+		}
+		if code := x.closeStatus(); code != 4404 {
+			t.Fatalf("close %d, want 4404", code)
+		}
+	}
+
+	b := f.dial(t)
+	b.sendText(`{"type":"resume","version":1,"session":"` + session + `","token":"` + token + `"}`)
+	if m := b.next("ready"); m["resumed"] != true || m["session"] != session {
+		t.Fatalf("got %v, want ready with resumed", m)
+	}
+	if m := b.next("destination"); m["name"] != "local" || m["state"] != "live" {
+		t.Fatalf("got %v, want the destination's state, live", m)
+	}
+	sendChunks(t, b, data) // a new recorder: a new stream, its clock from 0
+	b.sendText(`{"type":"stop"}`)
+	if code := b.closeStatus(); code != websocket.StatusNormalClosure {
+		t.Fatalf("close code %d, want 1000", code)
+	}
+	waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && !s[0].Active })
+	s := f.rcv.Streams()
+	if len(s) != 1 {
+		t.Fatalf("the receiver got %d streams, want one", len(s))
+	}
+	// 3 s, a gap, then 4 s: one stream whose time went on.
+	if v := s[0].Video; v == nil || v.Frames < 200 || s[0].LastPTSms-s[0].FirstPTSms < 6800 {
+		t.Errorf("video %+v over %d ms, want about 210 frames over about 7 s", v, s[0].LastPTSms-s[0].FirstPTSms)
+	}
+	if got := testutil.MetricValue(t, f.h.Metrics.Handler(), "livegate_session_resumes_total"); got != "1" {
+		t.Errorf("livegate_session_resumes_total %s, want 1", got)
+	}
+}
+
+// TestNotResumed: a lost broadcast that nobody resumes ends after the
+// window, and its destination's stream with it.
+func TestNotResumed(t *testing.T) {
+	f := newFixture(t, func(h *Handler) { h.ResumeWindow = time.Second })
+	data, err := os.ReadFile("testdata/h264.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := f.dial(t)
+	a.sendText(startH264)
+	a.next("ready")
+	sendChunks(t, a, data)
+	waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && s[0].Video != nil })
+	_ = a.c.CloseNow()
+	lost := time.Now()
+	waitFor(t, func() bool { return f.h.Active() == 0 })
+	if d := time.Since(lost); d < 900*time.Millisecond || d > 4*time.Second {
+		t.Errorf("the broadcast ended %v after the loss, want after the 1 s window", d)
+	}
+	waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && !s[0].Active })
+}
+
+// TestRestartAndPing: restart begins a new stream on the same connection
+// to the destination; ping is answered; floods of either are refused.
+func TestRestartAndPing(t *testing.T) {
+	f := newFixture(t, nil)
+	data, err := os.ReadFile("testdata/h264.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.dial(t)
+	c.sendText(startH264)
+	c.next("ready")
+	c.sendText(`{"type":"ping","id":1.5}`)
+	if m := c.next("pong"); m["id"] != 1.5 {
+		t.Fatalf("got %v, want pong 1.5", m)
+	}
+	sendChunks(t, c, data)
+	c.sendText(`{"type":"restart"}`)
+	sendChunks(t, c, data)
+	c.sendText(`{"type":"stop"}`)
+	if code := c.closeStatus(); code != websocket.StatusNormalClosure {
+		t.Fatalf("close code %d, want 1000", code)
+	}
+	waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && !s[0].Active })
+	s := f.rcv.Streams()
+	if v := s[0].Video; len(s) != 1 || v == nil || v.Frames < 235 || s[0].LastPTSms-s[0].FirstPTSms < 7900 {
+		t.Errorf("streams %d, video %+v, want one of about 240 frames over 8 s", len(s), v)
+	}
+
+	for _, ca := range []struct{ name, msg string }{
+		{"ping flood", `{"type":"ping","id":1}`},
+		{"restart flood", `{"type":"restart"}`},
+	} {
+		t.Run(ca.name, func(t *testing.T) {
+			c := f.dial(t)
+			c.sendText(startH264)
+			c.next("ready")
+			_ = c.sendBinary(data[:100_000])
+			for range 12 {
+				if c.c.Write(context.Background(), websocket.MessageText, []byte(ca.msg)) != nil {
+					break
+				}
+			}
+			if m := c.next("error"); m["code"] != "too_many_messages" {
+				t.Fatalf("got %v, want too_many_messages", m)
+			}
+			if code := c.closeStatus(); code != 4429 {
+				t.Fatalf("close %d, want 4429", code)
+			}
+		})
 	}
 }

@@ -56,6 +56,11 @@ type clientMessage struct {
 	Destinations []string          `json:"destinations"`
 	Profile      string            `json:"profile,omitempty"`
 	Keys         map[string]string `json:"keys,omitempty"`
+	// resume
+	Session string `json:"session,omitempty"`
+	Token   string `json:"token,omitempty"`
+	// ping: any JSON number, sent back as it came
+	ID json.Number `json:"id,omitempty"`
 }
 
 // Container is a byte-stream format the ingest can demux.
@@ -96,10 +101,15 @@ func parseClientMessage(data []byte) (*clientMessage, *protoError) {
 		return nil, errorf("bad_message", closeBadRequest, "a control message must be JSON: %v", err)
 	}
 	switch m.Type {
-	case "start", "stop":
+	case "start", "stop", "restart", "resume":
+		return &m, nil
+	case "ping":
+		if _, err := m.ID.Float64(); err != nil {
+			return nil, errorf("bad_message", closeBadRequest, "a ping needs a number as its id")
+		}
 		return &m, nil
 	}
-	return nil, errorf("bad_message", closeBadRequest, "unknown message type %q; expected start or stop", truncate(m.Type, 40))
+	return nil, errorf("bad_message", closeBadRequest, "unknown message type %q; expected start, stop, restart, ping or resume", truncate(m.Type, 40))
 }
 
 // validateStart checks a start message against what livegate offers.
@@ -285,6 +295,9 @@ type readyMessage struct {
 	Destinations []string `json:"destinations"`
 	Video        string   `json:"video,omitempty"`
 	Audio        string   `json:"audio,omitempty"`
+	ResumeToken  string   `json:"resume_token,omitempty"`
+	ResumeMS     int64    `json:"resume_ms"`
+	Resumed      bool     `json:"resumed,omitempty"`
 }
 
 type statsMessage struct {
@@ -302,6 +315,14 @@ type destinationStats struct {
 	BitrateOut uint64 `json:"bitrate_out"`
 	Dropped    uint64 `json:"dropped,omitempty"`
 	Queued     int64  `json:"queued_bytes"`
+	QueuedMS   int64  `json:"queued_ms"`
+	DelayMS    int64  `json:"delay_ms"`
+	DelayMaxMS int64  `json:"delay_max_ms"`
+}
+
+type pongMessage struct {
+	Type string      `json:"type"`
+	ID   json.Number `json:"id"`
 }
 
 type bitrateMessage struct {

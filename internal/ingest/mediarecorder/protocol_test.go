@@ -197,7 +197,7 @@ func TestParseClientMessageSays(t *testing.T) {
 	}{
 		{name: "oversize", data: strings.Repeat(" ", 5000), want: "at most 4096 bytes"},
 		{name: "not json", data: "hello", want: "must be JSON"},
-		{name: "unknown type", data: `{"type":"play"}`, want: `unknown message type "play"; expected start or stop`},
+		{name: "unknown type", data: `{"type":"play"}`, want: `unknown message type "play"; expected start, stop, restart, ping or resume`},
 		{name: "wrong field type", data: `{"type":"start","version":"1"}`, want: `field "version"`},
 		{name: "not an object", data: `[]`, want: "must be a JSON object"},
 	} {
