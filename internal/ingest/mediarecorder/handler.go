@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -68,10 +69,19 @@ type Handler struct {
 	FFmpegPath string
 	// Encode holds the encoder settings, used only for the tracks that
 	// must be transcoded (Opus audio, VP8/VP9/AV1 video).
-	Encode            transcode.Options
-	Destinations      map[string]Destination
-	Profiles          map[string]session.Profile
-	MaxSessions       int
+	Encode       transcode.Options
+	Destinations map[string]Destination
+	Profiles     map[string]session.Profile
+	MaxSessions  int
+	// MaxSessionsPerAddress bounds the broadcasts from one client IP
+	// address (0: no bound).
+	MaxSessionsPerAddress int
+	// MaxSessionLength ends a broadcast that has lasted this long (0: no
+	// bound).
+	MaxSessionLength time.Duration
+	// MaxIngestBitrate ends a broadcast whose media arrives faster than
+	// this many bits a second, over 5 s (0: no bound).
+	MaxIngestBitrate  int64
 	MaxMessageBytes   int64
 	FirstMediaTimeout time.Duration
 	IdleTimeout       time.Duration
@@ -84,6 +94,7 @@ type Handler struct {
 	mu     sync.Mutex
 	closed bool
 	parked map[string]*parkedSession // by session id, waiting for a resume
+	byAddr map[string]int            // broadcasts per client IP address
 	wg     sync.WaitGroup
 	active atomic.Int64
 }
@@ -107,6 +118,7 @@ type attachment struct {
 func (h *Handler) Initialize(ctx context.Context) {
 	h.ctx = ctx
 	h.parked = make(map[string]*parkedSession)
+	h.byAddr = make(map[string]int)
 	h.known = make(map[string]bool, len(h.Destinations))
 	for name := range h.Destinations {
 		h.known[name] = true
@@ -121,6 +133,28 @@ func (h *Handler) Wait() {
 	h.closed = true
 	h.mu.Unlock()
 	h.wg.Wait()
+}
+
+// countAddress counts a broadcast from remote's IP address; ok is false
+// when that address has its maximum already. release uncounts it.
+func (h *Handler) countAddress(remote string) (release func(), ok bool) {
+	ip := remote
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		ip = host
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.MaxSessionsPerAddress > 0 && h.byAddr[ip] >= h.MaxSessionsPerAddress {
+		return nil, false
+	}
+	h.byAddr[ip]++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.byAddr[ip]--; h.byAddr[ip] <= 0 {
+			delete(h.byAddr, ip)
+		}
+	}, true
 }
 
 // Active is the number of broadcasts in progress.
@@ -198,6 +232,12 @@ func (cs *connSession) run() {
 		return
 	}
 	defer h.active.Add(-1)
+	release, ok := h.countAddress(cs.remote)
+	if !ok {
+		cs.refuse(errorf("too_many_sessions", closeTooMany, "your address already has %d broadcasts on this server; end one first", h.MaxSessionsPerAddress))
+		return
+	}
+	defer release()
 	if h.Metrics != nil {
 		h.Metrics.SessionsTotal.Inc()
 		h.Metrics.SessionsActive.Inc()
@@ -407,6 +447,8 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 	var lastIn uint64
 	lastOut := map[string]uint64{}
 	var cc congestion
+	var inWindow [5]uint64 // the last 5 s of bitrate_in
+	var ticks int
 	for {
 		select {
 		case err := <-readErr:
@@ -449,11 +491,23 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 				return outcome{perr: errorf("no_media", closeTimeout, "no media arrived within %v of ready; is the recorder running?", h.FirstMediaTimeout)}
 			case last != 0 && now.Sub(time.Unix(0, last)) > h.IdleTimeout:
 				return outcome{perr: errorf("no_media", closeTimeout, "no media for %v; the broadcast was ended", h.IdleTimeout)}
+			case h.MaxSessionLength > 0 && now.Sub(started) > h.MaxSessionLength:
+				return outcome{graceful: true, perr: errorf("session_too_long", closeTimeout, "a broadcast on this server may last at most %v; start a new one", h.MaxSessionLength)}
 			}
 			st := cs.sess.Stats()
 			msg := statsMessage{Type: "stats", UptimeMS: time.Since(started).Milliseconds(), BytesIn: st.BytesIn,
 				BitrateIn: (st.BytesIn - lastIn) * 8}
 			lastIn = st.BytesIn
+			inWindow[ticks%len(inWindow)] = msg.BitrateIn
+			if ticks++; h.MaxIngestBitrate > 0 && ticks >= len(inWindow) {
+				var sum uint64
+				for _, v := range inWindow {
+					sum += v
+				}
+				if avg := sum / uint64(len(inWindow)); avg > uint64(h.MaxIngestBitrate) {
+					return outcome{perr: errorf("bitrate_exceeded", closeTooMany, "your stream arrives at %d kbit/s; this server takes at most %d kbit/s: lower the quality", avg/1000, h.MaxIngestBitrate/1000)}
+				}
+			}
 			for _, d := range st.Destinations {
 				msg.Destinations = append(msg.Destinations, destinationStats{Name: d.Name, State: string(d.State),
 					BytesOut: d.BytesOut, BitrateOut: (d.BytesOut - lastOut[d.Name]) * 8, Dropped: d.Dropped, Queued: d.Queued,

@@ -669,3 +669,75 @@ func TestRestartAndPing(t *testing.T) {
 		})
 	}
 }
+
+// TestLimits: each bound on what a browser may do ends that broadcast with
+// its own error, and only that one.
+func TestLimits(t *testing.T) {
+	data, err := os.ReadFile("testdata/h264.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("per address", func(t *testing.T) {
+		f := newFixture(t, func(h *Handler) { h.MaxSessionsPerAddress = 1 })
+		a := f.dial(t)
+		a.sendText(startH264)
+		a.next("ready")
+		b := f.dial(t)
+		b.sendText(startH264)
+		if m := b.next("ready"); m["code"] != "too_many_sessions" || !strings.Contains(m["message"].(string), "your address") {
+			t.Fatalf("second broadcast from one address: %v, want too_many_sessions", m)
+		}
+		// The first goes on; once it has ended, the address may start again.
+		sendChunks(t, a, data)
+		a.sendText(`{"type":"stop"}`)
+		if code := a.closeStatus(); code != websocket.StatusNormalClosure {
+			t.Fatalf("first broadcast closed with %d, want 1000", code)
+		}
+		waitFor(t, func() bool { return f.h.Active() == 0 })
+		c := f.dial(t)
+		c.sendText(startH264)
+		if m := c.next("ready"); m["type"] != "ready" {
+			t.Fatalf("after the first ended: %v, want ready", m)
+		}
+	})
+	t.Run("session length", func(t *testing.T) {
+		f := newFixture(t, func(h *Handler) { h.MaxSessionLength = 1500 * time.Millisecond })
+		c := f.dial(t)
+		c.sendText(startH264)
+		c.next("ready")
+		go func() { _ = c.sendBinary(data) }() // the test's client; ends when sent or closed
+		if m := c.next("error"); m["code"] != "session_too_long" {
+			t.Fatalf("got %v, want session_too_long", m)
+		}
+		if code := c.closeStatus(); code != 4408 {
+			t.Fatalf("close %d, want 4408", code)
+		}
+	})
+	t.Run("ingest bitrate", func(t *testing.T) {
+		// The 4 s file is about 1 Mbit/s; sent in 6 s it is still well over
+		// 200 kbit/s.
+		f := newFixture(t, func(h *Handler) { h.MaxIngestBitrate = 200_000; h.IdleTimeout = 10 * time.Second })
+		c := f.dial(t)
+		c.sendText(startH264)
+		c.next("ready")
+		go func() { // paced: a chunk every 250 ms
+			for off := 0; off < len(data); off += len(data) / 24 {
+				if c.sendBinary(data[off:min(off+len(data)/24, len(data))]) != nil {
+					return
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+		}()
+		if m := c.next("error"); m["code"] != "bitrate_exceeded" {
+			t.Fatalf("got %v, want bitrate_exceeded", m)
+		}
+	})
+	t.Run("unknown field", func(t *testing.T) {
+		f := newFixture(t, nil)
+		c := f.dial(t)
+		c.sendText(strings.Replace(startH264, `"type":"start"`, `"type":"start","url":"rtmp://evil.example/x"`, 1))
+		if m := c.next("ready"); m["code"] != "bad_message" || !strings.Contains(m["message"].(string), `"url" is not part of the protocol`) {
+			t.Fatalf("got %v, want bad_message about the url field", m)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package mediarecorder
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,7 +89,18 @@ func parseClientMessage(data []byte) (*clientMessage, *protoError) {
 		return nil, errorf("bad_message", closeBadRequest, "a control message may be at most %d bytes", maxControlLength)
 	}
 	var m clientMessage
-	if err := json.Unmarshal(data, &m); err != nil {
+	// Unknown fields are refused: a client that sends a "url", "host" or
+	// "args" learns at once that livegate never takes one.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&m)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value")
+	}
+	if err != nil {
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return nil, errorf("bad_message", closeBadRequest, "field %s is not part of the protocol (livegate never takes a URL, host, path or encoder argument from the browser); see docs/protocol.md", truncate(f, 40))
+		}
 		// A type error would name Go types ("Go struct field
 		// clientMessage.version of type int"): say it in protocol terms.
 		var te *json.UnmarshalTypeError
