@@ -27,6 +27,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 
+	"github.com/livegate/livegate/internal/auth"
 	"github.com/livegate/livegate/internal/demux/fmp4"
 	"github.com/livegate/livegate/internal/demux/webm"
 	"github.com/livegate/livegate/internal/ingest/webcodecs"
@@ -85,6 +86,12 @@ type Handler struct {
 	MaxMessageBytes   int64
 	FirstMediaTimeout time.Duration
 	IdleTimeout       time.Duration
+	// Auth decides who may publish; nil: anyone (no auth configured).
+	Auth *auth.Verifier
+	// AllowedOrigins are the other web origins ("https://app.example.com",
+	// path.Match patterns) whose pages may publish; the page's own origin
+	// always may.
+	AllowedOrigins []string
 	// ResumeWindow is how long a broadcast whose socket was lost waits for
 	// the browser to resume it on a new one (0: it ends at once).
 	ResumeWindow time.Duration
@@ -135,6 +142,31 @@ func (h *Handler) Wait() {
 	h.wg.Wait()
 }
 
+// authorize checks the start's token against what it asks for.
+func (h *Handler) authorize(token string, req *startRequest) (*auth.Grant, *protoError) {
+	if h.Auth == nil {
+		return &auth.Grant{Subject: "anonymous"}, nil
+	}
+	g, err := h.Auth.Verify(token)
+	switch {
+	case errors.Is(err, auth.ErrNoToken):
+		return nil, errorf("unauthorized", closeUnauthorized, "this server needs a token to publish; ask its operator for one")
+	case errors.Is(err, auth.ErrExpired):
+		return nil, errorf("unauthorized", closeUnauthorized, "your token has expired; get a new one and go live again")
+	case err != nil:
+		return nil, errorf("unauthorized", closeUnauthorized, "your token is not valid on this server")
+	}
+	for _, d := range req.Destinations {
+		if !g.AllowsDestination(d) {
+			return nil, errorf("destination_not_allowed", closeForbidden, "your token does not allow destination %q", d)
+		}
+	}
+	if !g.AllowsProfile(req.Profile) {
+		return nil, errorf("profile_not_allowed", closeForbidden, "your token does not allow the %s profile", req.Profile)
+	}
+	return g, nil
+}
+
 // countAddress counts a broadcast from remote's IP address; ok is false
 // when that address has its maximum already. release uncounts it.
 func (h *Handler) countAddress(remote string) (release func(), ok bool) {
@@ -171,11 +203,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	defer h.wg.Done()
 
-	// The default options check that the Origin matches the Host, which
-	// stops other sites from publishing through a visitor's browser.
-	c, err := websocket.Accept(w, r, nil)
+	// The Origin must be the page's own or an allowed one: this stops
+	// other sites from publishing through a visitor's browser (cross-site
+	// WebSocket hijacking).
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.AllowedOrigins})
 	if err != nil {
-		h.Log.Info("websocket handshake refused", "remote", r.RemoteAddr, "error", err)
+		h.Log.Info("websocket handshake refused", "remote", r.RemoteAddr, "origin", truncate(r.Header.Get("Origin"), 100), "error", err)
+		if h.Metrics != nil {
+			h.Metrics.SessionErrors.WithLabelValues("handshake_refused").Inc()
+		}
 		return
 	}
 	// Until start is accepted only control messages are expected: a
@@ -195,10 +231,11 @@ type connSession struct {
 	log    *slog.Logger
 	remote string
 
-	sess      *session.Session
-	lastMedia atomic.Int64 // unix nanoseconds of the last media message; 0 before any
-	token     string       // the resume token; "" when resuming is off
-	release   func()       // lets the handler of a resumed socket return
+	sess       *session.Session
+	lastMedia  atomic.Int64 // unix nanoseconds of the last media message; 0 before any
+	token      string       // the resume token; "" when resuming is off
+	maxBitrate int64        // the ingest cap for this broadcast; 0: none
+	release    func()       // lets the handler of a resumed socket return
 }
 
 func (cs *connSession) run() {
@@ -220,6 +257,16 @@ func (cs *connSession) run() {
 	if perr != nil {
 		cs.refuse(perr)
 		return
+	}
+	grant, perr := h.authorize(m.Token, req)
+	if perr != nil {
+		cs.refuse(perr)
+		return
+	}
+	cs.log = cs.log.With("subject", grant.Subject)
+	cs.maxBitrate = h.MaxIngestBitrate
+	if grant.MaxBitrate > 0 && (cs.maxBitrate == 0 || grant.MaxBitrate < cs.maxBitrate) {
+		cs.maxBitrate = grant.MaxBitrate
 	}
 	dests, profile, perr := h.resolve(req.Destinations, req.Profile, req.Keys)
 	if perr != nil {
@@ -499,13 +546,13 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 				BitrateIn: (st.BytesIn - lastIn) * 8}
 			lastIn = st.BytesIn
 			inWindow[ticks%len(inWindow)] = msg.BitrateIn
-			if ticks++; h.MaxIngestBitrate > 0 && ticks >= len(inWindow) {
+			if ticks++; cs.maxBitrate > 0 && ticks >= len(inWindow) {
 				var sum uint64
 				for _, v := range inWindow {
 					sum += v
 				}
-				if avg := sum / uint64(len(inWindow)); avg > uint64(h.MaxIngestBitrate) {
-					return outcome{perr: errorf("bitrate_exceeded", closeTooMany, "your stream arrives at %d kbit/s; this server takes at most %d kbit/s: lower the quality", avg/1000, h.MaxIngestBitrate/1000)}
+				if avg := sum / uint64(len(inWindow)); avg > uint64(cs.maxBitrate) {
+					return outcome{perr: errorf("bitrate_exceeded", closeTooMany, "your stream arrives at %d kbit/s; this server takes at most %d kbit/s from you: lower the quality", avg/1000, cs.maxBitrate/1000)}
 				}
 			}
 			for _, d := range st.Destinations {

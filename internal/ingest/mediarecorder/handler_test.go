@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/livegate/livegate/internal/auth"
 	"github.com/livegate/livegate/internal/demux/webm"
 	"github.com/livegate/livegate/internal/ingest/webcodecs"
 	"github.com/livegate/livegate/internal/metrics"
@@ -740,4 +742,106 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("got %v, want bad_message about the url field", m)
 		}
 	})
+}
+
+// TestAuth: with tokens configured, a start without a valid token, or with
+// one for other destinations, is refused; a good one goes live.
+func TestAuth(t *testing.T) {
+	key := auth.SigningKey{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}
+	static := auth.NewToken()
+	hash, err := auth.ParseHash(auth.HashToken(static))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(h *Handler) {
+		h.Auth = &auth.Verifier{
+			Static: []auth.StaticToken{{Name: "studio", Hash: hash, Grant: auth.Grant{Destinations: []string{"local"}}}},
+			Keys:   []auth.SigningKey{key},
+		}
+	})
+	sign := func(c auth.Claims) string {
+		tok, err := auth.Sign(key, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	withToken := func(tok string) string {
+		return strings.Replace(startH264, `"type":"start"`, `"type":"start","token":"`+tok+`"`, 1)
+	}
+	hour := time.Now().Add(time.Hour).Unix()
+	for _, ca := range []struct {
+		name, start, code string
+		close             websocket.StatusCode
+	}{
+		{"no token", startH264, "unauthorized", 4401},
+		{"wrong token", withToken(auth.NewToken()), "unauthorized", 4401},
+		{"expired", withToken(sign(auth.Claims{Expires: time.Now().Add(-time.Hour).Unix()})), "unauthorized", 4401},
+		{"tampered", withToken(flipChar(sign(auth.Claims{Expires: hour}), 40)), "unauthorized", 4401},
+		{"other destination", withToken(sign(auth.Claims{Expires: hour, Destinations: []string{"twitch"}})), "destination_not_allowed", 4403},
+		{"static", withToken(static), "", 0},
+		{"signed", withToken(sign(auth.Claims{Expires: hour, Destinations: []string{"local"}})), "", 0},
+	} {
+		t.Run(ca.name, func(t *testing.T) {
+			c := f.dial(t)
+			c.sendText(ca.start)
+			m := c.next("ready")
+			if ca.code == "" {
+				if m["type"] != "ready" {
+					t.Fatalf("got %v, want ready", m)
+				}
+				c.sendText(`{"type":"stop"}`)
+				return
+			}
+			if m["code"] != ca.code {
+				t.Fatalf("got %v, want %s", m, ca.code)
+			}
+			if code := c.closeStatus(); code != ca.close {
+				t.Fatalf("close %d, want %d", code, ca.close)
+			}
+		})
+	}
+}
+
+// flipChar changes the base64url character at i into another one.
+func flipChar(s string, i int) string {
+	c := byte('A')
+	if s[i] == c {
+		c = 'B'
+	}
+	return s[:i] + string(c) + s[i+1:]
+}
+
+// TestOrigins: a page of another site cannot open the publish socket
+// (cross-site WebSocket hijacking) unless the operator allows its origin.
+func TestOrigins(t *testing.T) {
+	f := newFixture(t, func(h *Handler) { h.AllowedOrigins = []string{"https://app.example.com"} })
+	u := "ws" + strings.TrimPrefix(f.srv.URL, "http")
+	for _, ca := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true}, // not a browser: no Origin, nothing to hijack
+		{f.srv.URL, true},
+		{"https://app.example.com", true},
+		{"http://app.example.com", false}, // the scheme counts
+		{"https://evil.example", false},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		hdr := http.Header{}
+		if ca.origin != "" {
+			hdr.Set("Origin", ca.origin)
+		}
+		c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: hdr})
+		cancel()
+		if ca.ok != (err == nil) {
+			t.Errorf("origin %q: err %v, want ok=%v", ca.origin, err, ca.ok)
+		}
+		if err != nil && resp != nil && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("origin %q: status %d, want 403", ca.origin, resp.StatusCode)
+		}
+		if c != nil {
+			_ = c.CloseNow()
+		}
+	}
 }

@@ -24,6 +24,7 @@ const (
 // Close codes (docs/protocol.md).
 const (
 	closeBadRequest    = 4400
+	closeUnauthorized  = 4401
 	closeForbidden     = 4403
 	closeNotFound      = 4404
 	closeTimeout       = 4408
@@ -59,7 +60,10 @@ type clientMessage struct {
 	Keys         map[string]string `json:"keys,omitempty"`
 	// resume
 	Session string `json:"session,omitempty"`
-	Token   string `json:"token,omitempty"`
+	// Token is the credential of the message: in start, who publishes
+	// (a static or signed token, docs/security.md); in resume, the
+	// broadcast's resume token.
+	Token string `json:"token,omitempty"`
 	// ping: any JSON number, sent back as it came
 	ID json.Number `json:"id,omitempty"`
 }

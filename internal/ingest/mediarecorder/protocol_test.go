@@ -143,7 +143,9 @@ func TestParseClientMessage(t *testing.T) {
 			want: &clientMessage{Type: "start", Version: 1, Ingest: "mediarecorder", Mime: "video/webm;codecs=vp8,opus", Destinations: []string{"local"}},
 		},
 		{name: "stop", data: `{"type":"stop"}`, want: &clientMessage{Type: "stop"}},
-		{name: "unknown field ignored", data: `{"type":"stop","reason":"done"}`, want: &clientMessage{Type: "stop"}},
+		{name: "unknown field refused", data: `{"type":"stop","reason":"done"}`},
+		{name: "a url is refused", data: `{"type":"start","version":1,"ingest":"mediarecorder","destinations":["local"],"url":"rtmp://evil/x"}`},
+		{name: "two values", data: `{"type":"stop"}{"type":"stop"}`},
 		{name: "4096 bytes", data: pad(4096), want: &clientMessage{Type: "stop"}},
 
 		{name: "not json", data: "hello"},
