@@ -5,11 +5,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -45,14 +47,15 @@ func run(args []string, stderr io.Writer) error {
 	fl := flag.NewFlagSet("livegate", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: livegate [flags]\n\nlivegate publishes a browser's camera and microphone to RTMP(S) destinations.\nWith no flags it runs on defaults: the studio page on http://127.0.0.1:8080 and\nthe built-in RTMP receiver as its one destination.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: livegate [flags]\n\nlivegate publishes a browser's camera and microphone to RTMP(S) destinations.\nWith no flags it runs on defaults: the studio page on http://127.0.0.1:8080 and\nthe built-in RTMP receiver as its one destination. Browsers allow the camera only\non localhost or over HTTPS: for other machines on a LAN, try\n  livegate -listen :8443 -tls-self-signed\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
 	configPath := fl.String("config", "", "YAML configuration `file` (all fields optional; see docs/config.example.yaml)")
-	listen := fl.String("listen", "", "HTTP listen `address`, overrides listen: in the config (default 127.0.0.1:8080)")
+	listen := fl.String("listen", "", "listen `address` of the studio page, HTTP or HTTPS (see tls: in the config), overrides listen: (default 127.0.0.1:8080)")
 	receiverListen := fl.String("receiver-listen", "", "built-in RTMP receiver `address`, overrides receiver.listen (default 127.0.0.1:1935)")
 	logLevel := fl.String("log-level", "", "log `level`: debug, info, warn or error (overrides log.level)")
 	logFormat := fl.String("log-format", "", "log `format`: text or json (overrides log.format)")
+	tlsSelfSigned := fl.Bool("tls-self-signed", false, "serve HTTPS with a certificate made at start, for a LAN; its fingerprint is logged\nand changes at each start (same as tls.self_signed: true)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -79,6 +82,9 @@ func run(args []string, stderr io.Writer) error {
 	if *logFormat != "" {
 		cfg.Log.Format = *logFormat
 	}
+	if *tlsSelfSigned {
+		cfg.TLS.SelfSigned = true
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -91,7 +97,7 @@ func run(args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return serve(ctx, cfg, log)
+	return serve(ctx, cfg, log, nil)
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -104,7 +110,18 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// hstsMaxAge is the Strict-Transport-Security max-age with the operator's certificate:
+// short, so that turning HTTPS off again does not lock browsers out for long.
+const hstsMaxAge = 24 * time.Hour
+
+// serve runs livegate until ctx ends. ready, if not nil, is called once the server
+// listens (tests).
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(*server.Server)) error {
+	cert, hsts, err := tlsCertificate(cfg)
+	if err != nil {
+		return err
+	}
+
 	var rcv *receiver.Receiver
 	if cfg.Receiver.Enabled {
 		rcv = &receiver.Receiver{Listen: cfg.Receiver.Listen, Log: log.With("component", "receiver")}
@@ -177,6 +194,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	srv := &server.Server{
 		Listen:       cfg.Listen,
+		Certificate:  cert,
+		TLSListen:    cfg.TLS.Listen,
+		HSTSMaxAge:   hsts,
 		Log:          log.With("component", "http"),
 		Static:       web.Files(),
 		Publish:      pub,
@@ -192,13 +212,28 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	for _, d := range infos {
 		names = append(names, d.Name)
 	}
-	log.Info("livegate ready: open the studio page", "url", "http://"+srv.Addr().String()+"/", "destinations", strings.Join(names, ","))
+	urls := srv.URLs()
+	if cfg.TLS.SelfSigned {
+		log.Info("TLS: this run's certificate is self-signed, and browsers warn about it until you accept it; before you do, check that the SHA-256 fingerprint the browser shows is this one (a new certificate, with a new fingerprint, is made at each start)",
+			"sha256", server.Fingerprint(cert.Leaf.Raw), "urls", strings.Join(urls, " "))
+		if host, _, _ := net.SplitHostPort(srv.Addr().String()); net.ParseIP(host).IsLoopback() {
+			log.Warn("TLS: livegate listens on a loopback address, which only this machine can reach, and where browsers allow the camera without HTTPS; for other machines on the LAN, listen on all interfaces (-listen :8443)")
+		}
+	}
+	attrs := []any{"url", urls[0], "destinations", strings.Join(names, ",")}
+	if len(urls) > 1 {
+		attrs = append(attrs, "urls", strings.Join(urls, " "))
+	}
+	log.Info("livegate ready: open the studio page", attrs...)
+	if ready != nil {
+		ready(srv)
+	}
 
 	<-ctx.Done()
 	log.Info("shutting down: ending broadcasts", "grace", shutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	err := srv.Close(sctx)
+	err = srv.Close(sctx)
 	cancelPub()
 	pub.Wait()
 	log.Info("stopped")
@@ -206,4 +241,23 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// tlsCertificate returns the certificate to serve HTTPS with, if any, and the
+// Strict-Transport-Security max-age to send with it. A self-signed certificate gets no
+// Strict-Transport-Security: a browser that came to trust one certificate would then
+// refuse the next start's, with no way past the warning.
+func tlsCertificate(cfg *config.Config) (*tls.Certificate, time.Duration, error) {
+	switch {
+	case cfg.TLS.SelfSigned:
+		names := server.SelfSignedNames(cfg.Listen, cfg.TLS.Listen)
+		cert, err := server.NewSelfSigned(names, time.Now())
+		if err != nil {
+			return nil, 0, fmt.Errorf("make the self-signed TLS certificate (or give tls.cert and tls.key in the config): %w", err)
+		}
+		return cert, 0, nil
+	case cfg.TLS.Certificate != nil:
+		return cfg.TLS.Certificate, hstsMaxAge, nil
+	}
+	return nil, 0, nil
 }

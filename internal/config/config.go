@@ -7,6 +7,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"os"
@@ -17,7 +18,10 @@ import (
 // Config is the whole configuration of one livegate process.
 type Config struct {
 	// Listen is the HTTP listen address (host:port). An empty host means all interfaces.
+	// It serves HTTPS when TLS is enabled and TLS.Listen is empty.
 	Listen string
+	// TLS makes livegate serve HTTPS.
+	TLS    TLS
 	Log    Log
 	FFmpeg FFmpeg
 	// Receiver is the built-in RTMP receiver.
@@ -32,6 +36,28 @@ type Config struct {
 	// sends these names, never a URL. Each Destination's Name equals its key.
 	Destinations map[string]Destination
 }
+
+// TLS configures HTTPS. With neither a certificate (Cert and Key) nor SelfSigned, livegate
+// serves plain HTTP on Config.Listen.
+type TLS struct {
+	// Cert and Key are the absolute paths of two PEM files: the certificate chain (the
+	// server's certificate first, then its intermediates, as in Let's Encrypt's
+	// fullchain.pem) and its private key (unencrypted).
+	Cert string
+	Key  string
+	// SelfSigned makes livegate generate a certificate at start and keep it in memory, for
+	// a LAN; its fingerprint changes at each start. Not together with Cert and Key.
+	SelfSigned bool
+	// Listen, when set, is the HTTPS listen address (host:port); Config.Listen then serves
+	// plain HTTP only to redirect to it. Empty: HTTPS is served on Config.Listen.
+	Listen string
+	// Certificate is Cert and Key as Load and Parse read and checked them (LoadKeyPair);
+	// nil when they are not set.
+	Certificate *tls.Certificate
+}
+
+// Enabled tells whether livegate serves HTTPS.
+func (t TLS) Enabled() bool { return t.Cert != "" || t.Key != "" || t.SelfSigned }
 
 // Log configures the process logger.
 type Log struct {

@@ -77,7 +77,7 @@ func TestParseEmptyGivesDefault(t *testing.T) {
 		{"comments", "# nothing here\n# still nothing\n"},
 		{"document marker", "---\n"},
 		{"null", "~\n"},
-		{"empty sections", "log:\nffmpeg:\nreceiver:\nlimits:\nencode:\ndestinations:\n"},
+		{"empty sections", "tls:\nlog:\nffmpeg:\nreceiver:\nlimits:\nencode:\ndestinations:\n"},
 		{"empty mappings", "log: {}\nlimits: {}\ndestinations: {}\n"},
 		{"null fields", "listen:\nlimits:\n  max_sessions: ~\n  idle_timeout: null\nreceiver:\n  enabled:\n"},
 	} {
@@ -385,7 +385,7 @@ func TestParseBadValues(t *testing.T) {
 		{"destinations list", "destinations: [yt]", []string{"config: line 1: destinations: a list is not a mapping; write one NAME: {...} entry per line"}},
 		{"destination scalar", "destinations: {yt: 'rtmp://h/a/k'}", []string{`destinations.yt: "rtmp://h/a/k" is not a mapping; destinations.yt holds the fields url, preset, server, key, key_env, key_file, key_from_client, key_pattern, builtin, description, profile, profiles`}},
 		{"section scalar", "limits: 5", []string{"config: line 1: limits: 5 is not a mapping; limits holds the fields max_sessions, max_message_bytes, first_media_timeout, idle_timeout"}},
-		{"top level list", "- listen: :80", []string{"config: line 1: a list is not a mapping; the file holds the fields listen, log, ffmpeg, receiver, limits, encode, profiles, destinations"}},
+		{"top level list", "- listen: :80", []string{"config: line 1: a list is not a mapping; the file holds the fields listen, tls, log, ffmpeg, receiver, limits, encode, profiles, destinations"}},
 		{"top level scalar", "hello", []string{`config: line 1: "hello" is not a mapping; the file holds the fields listen`}},
 		{"duplicate field", "listen: :1\nlisten: :2", []string{"config: line 2: listen: given twice (lines 1 and 2); keep one"}},
 		{"duplicate destination", "destinations:\n  a: {builtin: true}\n  a: {builtin: true}", []string{"config: line 3: destinations.a: given twice (lines 2 and 3); keep one"}},
@@ -425,7 +425,7 @@ func TestUnknownFields(t *testing.T) {
 		{
 			"top level",
 			"listen: :1\nlog: {level: info}\nlistn: :2\n",
-			`config: line 3: field "listn" is not known; allowed fields here: listen, log, ffmpeg, receiver, limits, encode, profiles, destinations`,
+			`config: line 3: field "listn" is not known; allowed fields here: listen, tls, log, ffmpeg, receiver, limits, encode, profiles, destinations`,
 		},
 		{"log", "log:\n  lvl: debug\n", `config: line 2: log: field "lvl" is not known; allowed fields here: level, format`},
 		{"ffmpeg", "ffmpeg: {bin: x}", `config: line 1: ffmpeg: field "bin" is not known; allowed fields here: path`},
@@ -483,6 +483,9 @@ func TestStrictDecoderAgrees(t *testing.T) {
 		"receiver: {enabled: maybe}",
 		"log:\n  <<: {level: info, colour: true}\n",
 		"encode: {video_bitrate: 2500kbps}",
+		"tls: {self_signed: true, listen: ':8443'}",
+		"tls: {crt: x}",
+		"tls: {self_signed: sure}",
 		"limits: {max_sessions: 1.5}", // yaml.v3 would truncate it; the walker refuses it
 		"destinations:\n  a: &d {url: rtmp://h/app/k}\n  b:\n    <<: *d\n",
 	} {
@@ -659,7 +662,7 @@ func TestLoad(t *testing.T) {
 		if err == nil {
 			t.Fatal("Load: no error")
 		}
-		want := "config " + p + `: line 1: field "listn" is not known; allowed fields here: listen, log, ffmpeg, receiver, limits, encode, profiles, destinations` + "\n" +
+		want := "config " + p + `: line 1: field "listn" is not known; allowed fields here: listen, tls, log, ffmpeg, receiver, limits, encode, profiles, destinations` + "\n" +
 			"config " + p + ": line 2: limits.max_sessions: 0 is out of range; use 1..10000"
 		if err.Error() != want {
 			t.Fatalf("error\n%s\nwant\n%s", err, want)

@@ -21,6 +21,7 @@ import (
 // "given" (checked, even when it is a zero such as max_sessions: 0).
 type fileConfig struct {
 	Listen       *string                    `yaml:"listen"`
+	TLS          fileTLS                    `yaml:"tls"`
 	Log          fileLog                    `yaml:"log"`
 	FFmpeg       fileFFmpeg                 `yaml:"ffmpeg"`
 	Receiver     fileReceiver               `yaml:"receiver"`
@@ -28,6 +29,13 @@ type fileConfig struct {
 	Encode       fileEncode                 `yaml:"encode"`
 	Profiles     map[string]fileProfile     `yaml:"profiles"`
 	Destinations map[string]fileDestination `yaml:"destinations"`
+}
+
+type fileTLS struct {
+	Cert       *string `yaml:"cert"`
+	Key        *string `yaml:"key"`
+	SelfSigned *bool   `yaml:"self_signed"`
+	Listen     *string `yaml:"listen"`
 }
 
 type fileLog struct {
@@ -446,6 +454,7 @@ func (fc *fileConfig) apply(lines map[string]int) (*Config, []*problem) {
 
 	c := defaultsWithoutDestinations()
 	set(&c.Listen, fc.Listen)
+	tlsProbs := fc.TLS.apply(&c.TLS)
 	set(&c.Log.Level, fc.Log.Level)
 	set(&c.Log.Format, fc.Log.Format)
 	set(&c.FFmpeg.Path, fc.FFmpeg.Path)
@@ -491,7 +500,38 @@ func (fc *fileConfig) apply(lines map[string]int) (*Config, []*problem) {
 	if len(c.Destinations) == 0 && c.Receiver.Enabled {
 		c.Destinations[builtinName] = builtinDestination()
 	}
-	return c, probs
+	return c, append(probs, tlsProbs...)
+}
+
+// apply sets t from the file and reads the certificate and key it names. A path given
+// empty is refused rather than taken as absent: "cert: $CERT" with CERT unset must not
+// quietly turn HTTPS off.
+func (ft fileTLS) apply(t *TLS) []*problem {
+	var probs []*problem
+	for _, f := range []struct {
+		field, msg string
+		v          *string
+	}{
+		{"cert", "is empty; give the absolute path of the certificate chain's PEM file, or remove tls.cert", ft.Cert},
+		{"key", "is empty; give the absolute path of the private key's PEM file, or remove tls.key", ft.Key},
+		{"listen", "is empty; give host:port to serve HTTPS there, or remove tls.listen to serve HTTPS on listen", ft.Listen},
+	} {
+		if f.v != nil && *f.v == "" {
+			probs = append(probs, &problem{path: "tls." + f.field, msg: f.msg})
+		}
+	}
+	set(&t.Cert, ft.Cert)
+	set(&t.Key, ft.Key)
+	set(&t.SelfSigned, ft.SelfSigned)
+	set(&t.Listen, ft.Listen)
+
+	// Validation says what is wrong with a pair that cannot be read as it stands.
+	if t.SelfSigned || t.Cert == "" || t.Key == "" || !filepath.IsAbs(t.Cert) || !filepath.IsAbs(t.Key) {
+		return probs
+	}
+	cert, loadProbs := loadKeyPair(t.Cert, t.Key, time.Now())
+	t.Certificate = cert
+	return append(probs, loadProbs...)
 }
 
 // apply returns the profile the file gives. What it does not give is taken from encode:,

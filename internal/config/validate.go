@@ -101,6 +101,7 @@ func (c *Config) problems() []*problem {
 	}
 
 	check("listen", checkListen(c.Listen))
+	c.tlsProblems(add)
 	check("log.level", oneOf(c.Log.Level, logLevels))
 	check("log.format", oneOf(c.Log.Format, logFormats))
 	check("ffmpeg.path", checkExecutable(c.FFmpeg.Path))

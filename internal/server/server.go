@@ -1,9 +1,11 @@
 // Package server is livegate's HTTP side: the studio page, the JSON API,
-// health, metrics and the publish WebSocket.
+// health, metrics and the publish WebSocket, over HTTP or HTTPS.
 package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livegate/livegate/internal/receiver"
@@ -40,9 +43,21 @@ type ProfileInfo struct {
 	VideoBitrate int    `json:"video_bitrate"`
 }
 
-// Server serves HTTP. Set the fields, Initialize, then Close.
+// Server serves HTTP or HTTPS. Set the fields, Initialize, then Close.
 type Server struct {
-	Listen       string
+	// Listen is the address of the listener: plain HTTP, or HTTPS when Certificate is
+	// set and TLSListen is not.
+	Listen string
+	// Certificate, when set, makes the server speak HTTPS (TLS 1.2 and 1.3); replace it
+	// later with SetCertificate.
+	Certificate *tls.Certificate
+	// TLSListen, with Certificate, is the address of the HTTPS listener; Listen then
+	// serves plain HTTP only to redirect to it.
+	TLSListen string
+	// HSTSMaxAge, when positive, is sent on every HTTPS response as
+	// Strict-Transport-Security. Leave it 0 with a self-signed certificate.
+	HSTSMaxAge time.Duration
+
 	Log          *slog.Logger
 	Static       fs.FS
 	Publish      http.Handler
@@ -51,10 +66,14 @@ type Server struct {
 	Destinations []DestinationInfo
 	Profiles     []ProfileInfo
 
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{}
-	err  error
+	ln         net.Listener // the application's: HTTPS when Certificate is set
+	srv        *http.Server
+	redirectLn net.Listener // plain HTTP redirecting to ln; nil unless TLSListen is set
+	redirect   *http.Server
+	cert       atomic.Pointer[tls.Certificate] // what the TLS handshakes serve
+	serving    sync.WaitGroup                  // the Serve goroutines
+	errMu      sync.Mutex
+	err        error // the first error of a Serve goroutine
 
 	// Watch-back WebSockets are hijacked, so Shutdown does not wait for
 	// them: Close cancels ctx and waits for them itself.
@@ -66,43 +85,117 @@ type Server struct {
 
 // Initialize listens and starts serving.
 func (s *Server) Initialize() error {
-	ln, err := net.Listen("tcp", s.Listen)
+	addr, what := s.Listen, "listen in the config or -listen"
+	if s.TLSListen != "" {
+		if s.Certificate == nil {
+			return errors.New("server: TLSListen is set without a Certificate; set both, or neither")
+		}
+		addr, what = s.TLSListen, "tls.listen in the config"
+	}
+	var leaf *x509.Certificate
+	if s.Certificate != nil {
+		var err error
+		if leaf, err = leafOf(s.Certificate); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s (change listen in the config or -listen): %w", s.Listen, err)
+		return fmt.Errorf("listen on %s (change %s): %w", addr, what, err)
+	}
+	if s.TLSListen != "" {
+		rln, err := net.Listen("tcp", s.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s, to redirect plain HTTP to HTTPS (change listen in the config or -listen): %w", s.Listen, err)
+		}
+		s.redirectLn = rln
 	}
 	s.ln = ln
 	sort.Slice(s.Destinations, func(i, j int) bool { return s.Destinations[i].Name < s.Destinations[j].Name })
+	errorLog := slog.NewLogLogger(handshakeErrorsAtDebug{s.Log.Handler()}, slog.LevelWarn)
+	handler := s.routes()
+	if s.Certificate != nil && s.HSTSMaxAge > 0 {
+		handler = hsts(s.HSTSMaxAge, handler)
+	}
 	s.srv = &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second, // bounds the TLS handshake too
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
+		ErrorLog:          errorLog,
 	}
-	s.done = make(chan struct{})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	go func() { // owned by Server: Close waits for it
-		defer close(s.done)
-		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			s.err = err
+	if s.Certificate == nil {
+		s.goServe(func() error { return s.srv.Serve(ln) })
+		return nil
+	}
+
+	s.cert.Store(s.Certificate)
+	s.srv.TLSConfig = s.tlsConfig()
+	s.goServe(func() error {
+		err := s.srv.ServeTLS(ln, "", "")
+		ln.Close() // Serve closes it, but not when ServeTLS fails before it gets there
+		return err
+	})
+	if s.redirectLn != nil {
+		s.redirect = &http.Server{
+			Handler:           redirectToHTTPS(portOf(ln.Addr())),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       time.Minute,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          errorLog,
 		}
-	}()
+		s.goServe(func() error { return s.redirect.Serve(s.redirectLn) })
+		s.Log.Info("plain HTTP redirects to HTTPS", "listen", s.redirectLn.Addr().String(), "https", ln.Addr().String())
+	}
+	s.logCertificate("serving HTTPS", leaf)
 	return nil
 }
 
-// Addr is the address the server listens on.
+// goServe runs serve in a goroutine that Close waits for, keeping its first error.
+func (s *Server) goServe(serve func() error) {
+	s.serving.Add(1)
+	go func() { // owned by Server: Close waits for it
+		defer s.serving.Done()
+		if err := serve(); !errors.Is(err, http.ErrServerClosed) {
+			s.errMu.Lock()
+			if s.err == nil {
+				s.err = err
+			}
+			s.errMu.Unlock()
+		}
+	}()
+}
+
+// Addr is the address the server serves its pages on: the HTTPS listener's when
+// Certificate is set.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// RedirectAddr is the address of the plain HTTP listener that redirects to HTTPS, or nil
+// when there is none (TLSListen is not set).
+func (s *Server) RedirectAddr() net.Addr {
+	if s.redirectLn == nil {
+		return nil
+	}
+	return s.redirectLn.Addr()
+}
 
 // Close stops accepting requests and waits up to the context's deadline for
 // those in flight. It ends the watch-back WebSockets and waits for them;
 // the publish WebSockets are hijacked: their handler ends them.
 func (s *Server) Close(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
-	<-s.done
+	if s.redirect != nil {
+		err = errors.Join(err, s.redirect.Shutdown(ctx))
+	}
+	s.serving.Wait()
 	s.watchMu.Lock()
 	s.cancel()
 	s.watchMu.Unlock()
 	s.watches.Wait()
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
 	if s.err != nil {
 		return s.err
 	}
