@@ -13,13 +13,20 @@
 //   //   publish(stream, { destination: 'local', ingest: 'mediarecorder' })
 //   pub.addEventListener('state', () => console.log(pub.state));
 //   pub.addEventListener('error', (e) => console.log(e.detail.code, e.detail.message));
-//   // pub.ingest ('webcodecs' | 'mediarecorder', once chosen: the 'ingest' event), and with
-//   // WebCodecs pub.framesEncoded, pub.framesDropped, pub.encoderQueue, pub.videoBitrate
+//   // also: 'ready', 'stats', 'destination', 'sent', 'ingest', 'bitrate' (the video's target
+//   // changed), 'rtt' (a `pong` came back), 'resumed' (back live after a network loss),
+//   // 'keyframe' (the server asked for one: pub.keyframeRequests counts them)
+//   // pub.ingest ('webcodecs' | 'mediarecorder', once chosen: the 'ingest' event),
+//   // pub.videoBitrate (the video's current target), pub.rtt (the `ping` round trip, ms),
+//   // pub.reconnects, pub.restarts, and with WebCodecs pub.framesEncoded, pub.framesDropped,
+//   // pub.encoderQueue, pub.encodeDelay
 //   ...
 //   await pub.stop();
 //
 // States: 'connecting' → 'live' → 'stopping' → 'ended', or 'error' from any of them.
 // 'live' means the server answered `ready` and the first chunk of media has been sent.
+// 'live' ⇄ 'reconnecting': the socket was lost without a close code; new sockets `resume` the
+// broadcast for as long as the server keeps it (`ready.resume_ms`), then it is 'live' again.
 
 export const PROTOCOL_VERSION = 1;
 
@@ -45,6 +52,24 @@ const MAX_ENCODE_QUEUE = 2;
 const KEY_INTERVAL_US = 1_000_000;
 // The lowest video bitrate a server `bitrate` message can ask for.
 const MIN_VIDEO_BPS = 150_000;
+// MediaRecorder cannot change its bitrate: it is stopped and a new one started behind a
+// `restart`, at most this often (ms since the last start) going down, and going up.
+const RESTART_DOWN_MS = 5000;
+const RESTART_UP_MS = 15_000;
+// MediaRecorder: below this many bytes queued in the WebSocket the network is calm; calm for
+// RESTART_UP_MS lifts a step-down the queue itself caused by one step.
+const CALM_BUFFERED_BYTES = 256 * 1024;
+// A `ping` this often while live; at most this many unanswered ones are remembered.
+const PING_INTERVAL_MS = 2000;
+const MAX_PINGS = 4;
+// Resume after a network loss: the wait before each new socket doubles from RESUME_FIRST_MS
+// up to RESUME_MAX_MS; a socket that has not opened in RESUME_OPEN_MS is given up (while the
+// network is down, a connect can hang far longer than the server waits).
+const RESUME_FIRST_MS = 250;
+const RESUME_MAX_MS = 2000;
+const RESUME_OPEN_MS = 3000;
+// WebCodecs: frames whose read time is kept until their chunk comes out (encodeDelay).
+const MAX_FRAME_TIMES = 64;
 // How long to wait for the first audio and video before the broadcast's time zero is set
 // without the late one.
 const TIME_ZERO_WAIT_MS = 1000;
@@ -92,6 +117,12 @@ const CLOSE_CODES = Object.freeze({
   4500: ['encoder_failed', 'the encoder on the server stopped'],
   4502: ['destination_failed', 'every destination of this broadcast failed'],
 });
+
+// A close without a word from the server (1006: no close frame at all; 1005, 1011): the
+// network, not a decision. The server may then keep the broadcast for a `resume`.
+function lostClose(code) {
+  return code !== 1000 && !CLOSE_CODES[code] && code < 4000;
+}
 
 /** The first MediaRecorder type this browser supports from MIME_TYPES, or null. */
 export function pickMimeType() {
@@ -191,20 +222,35 @@ export function publish(stream, options = {}) {
 export class Publication extends EventTarget {
   #stream;
   #ws = null;
-  #recorder = null;
+  // The MediaRecorder in use: {recorder, ws (the socket its data goes to), done (resolves on
+  // its 'stop'), ours (we stopped it: not the camera going away), discard (drop its data)}.
+  #rec = null;
+  #recStarted = 0; // performance.now() when the current recorder started
+  #restarting = false; // a recorder restart is under way
+  #serverTarget = 0; // MediaRecorder: the bitrate the server's last `bitrate` allows
+  #localCap = Infinity; // MediaRecorder: the ceiling the socket's own queue set
+  #calmSince = 0; // MediaRecorder: since when the socket's queue has been small
   #wc = null; // the WebCodecs pipeline, while it runs (see #startWebCodecs)
   #videoConfig = null; // the VideoEncoder configuration, when ingest is 'webcodecs'
+  #frameTimes = new Map(); // WebCodecs: VideoFrame timestamp → performance.now() when read
+  #encodeDelays = []; // WebCodecs: [performance.now(), ms] per encoded frame, the last second
   #opts;
   #chain = Promise.resolve(); // sends, in the order dataavailable fired
   #stopPromise = null;
-  #closed = null; // resolves when the socket has closed
+  #closed = null; // resolves when the last socket has closed
   #resolveClosed;
   #timer = 0;
   #rateMark = { time: 0, bytes: 0 };
   #readyTimer = 0;
+  #openTimer = 0;
+  #pingTimer = 0;
+  #pingId = 0;
+  #pings = new Map(); // ping id → performance.now() when sent
+  #resume = null; // while reconnecting: {deadline, delay, timer, expiry}
   #keys = null; // {name: stream key}, only until `start` has been sent
+  #token = null; // the publish token for `start`
 
-  /** 'connecting' | 'live' | 'stopping' | 'ended' | 'error' */
+  /** 'connecting' | 'live' | 'reconnecting' | 'stopping' | 'ended' | 'error' */
   state = 'connecting';
   /** how the browser encodes: 'webcodecs' or 'mediarecorder' (null until chosen). */
   ingest = null;
@@ -216,7 +262,8 @@ export class Publication extends EventTarget {
   stats = null;
   /** {code, message} (plus `type` when it came from the server) once the state is 'error'. */
   error = null;
-  /** destination name → {name, state, reason, bytes_out, bitrate_out}, from `destination` and `stats`. */
+  /** destination name → {name, state, reason, bytes_out, bitrate_out, queued_bytes, queued_ms,
+   * delay_ms, delay_max_ms}, from `destination` and `stats`. */
   destinations = {};
   /** bytes handed to the WebSocket, and in how many chunks (WebCodecs: messages). */
   bytesSent = 0;
@@ -226,8 +273,17 @@ export class Publication extends EventTarget {
   /** WebCodecs: video frames the encoder produced, and frames dropped (not encoded, or not sent). */
   framesEncoded = 0;
   framesDropped = 0;
-  /** the video encoder's bitrate target (WebCodecs follows the server's `bitrate` messages). */
+  /** the video's bitrate target: WebCodecs sets its encoder to the server's `bitrate`
+   * messages, MediaRecorder restarts its recorder at a new one (see setVideoBitrate). */
   videoBitrate = 0;
+  /** the last `ping` round trip to the server in ms (0.1 ms steps), null until measured. */
+  rtt = null;
+  /** how many times the broadcast was resumed after a network loss. */
+  reconnects = 0;
+  /** MediaRecorder: how many times the recorder was restarted at a new bitrate. */
+  restarts = 0;
+  /** how many `keyframe` messages the server sent (a destination went live). */
+  keyframeRequests = 0;
   /** Date.now() when the state became 'live', and when it then became 'ended' or 'error'. */
   liveSince = 0;
   endedAt = 0;
@@ -247,6 +303,7 @@ export class Publication extends EventTarget {
     readyTimeout = 20_000,
     profile,
     keys,
+    token,
   } = {}) {
     super();
     this.#stream = stream;
@@ -267,11 +324,14 @@ export class Publication extends EventTarget {
       profile: typeof profile === 'string' ? profile : '',
     };
     this.videoBitrate = videoBitsPerSecond;
+    this.#serverTarget = videoBitsPerSecond;
     // Only keys with a value go into `start`; they are kept nowhere else.
     const entries = keys && typeof keys === 'object'
       ? Object.entries(keys).filter(([name, key]) => name && typeof key === 'string' && key !== '')
       : [];
     this.#keys = entries.length ? Object.fromEntries(entries) : null;
+    // Who publishes, when the server asks for it (docs/security.md); sent only in `start`.
+    this.#token = typeof token === 'string' && token !== '' ? token : null;
     this.#closed = new Promise((resolve) => { this.#resolveClosed = resolve; });
 
     // Fail after the caller had a chance to add listeners.
@@ -297,6 +357,25 @@ export class Publication extends EventTarget {
     const enc = this.#wc && this.#wc.venc;
     return enc && enc.state !== 'closed' ? enc.encodeQueueSize : 0;
   }
+  /** bytes waiting in the WebSocket to be sent (its bufferedAmount); 0 without a socket. */
+  get bufferedAmount() { return this.#ws ? this.#ws.bufferedAmount : 0; }
+  /** the highest video bitrate (the `videoBitsPerSecond` option): no step-down goes above it. */
+  get maxVideoBitrate() { return this.#opts.videoBitsPerSecond; }
+
+  /**
+   * WebCodecs: the client's share of the latency, in ms: the median over the last second of
+   * the time from a VideoFrame being read to its chunk leaving the encoder. Null with
+   * MediaRecorder (it does not say), or when no frame came out in the last second.
+   */
+  get encodeDelay() {
+    if (this.ingest !== 'webcodecs') return null;
+    const since = performance.now() - 1000;
+    const recent = this.#encodeDelays.filter(([t]) => t >= since).map(([, ms]) => ms).sort((a, b) => a - b);
+    if (recent.length === 0) return null;
+    const mid = recent.length >> 1;
+    const median = recent.length % 2 ? recent[mid] : (recent[mid - 1] + recent[mid]) / 2;
+    return Math.round(median * 10) / 10;
+  }
 
   /** WebCodecs: make the next video frame a key frame (the server asks with `keyframe`). */
   requestKeyFrame() {
@@ -304,16 +383,25 @@ export class Publication extends EventTarget {
   }
 
   /**
-   * WebCodecs: change the video encoder's bitrate live (the server asks with `bitrate`),
-   * clamped to [150 kbit/s, videoBitsPerSecond]; 0 or less means "no limit" (back to
-   * videoBitsPerSecond). MediaRecorder cannot change its bitrate: ignored there.
+   * Follow a new video bitrate target (the server asks with `bitrate`), clamped to
+   * [150 kbit/s, videoBitsPerSecond]; 0 or less means "no limit" (back to videoBitsPerSecond).
+   * WebCodecs changes its encoder's bitrate live. MediaRecorder cannot: it restarts its
+   * recorder at the target behind a `restart`, for a drop of more than 20 % at most once
+   * every 5 s, for a rise of more than 20 % at most once every 15 s (a target that comes
+   * too soon is applied when it may be). Each change emits 'bitrate'.
    */
   setVideoBitrate(bps) {
     if (typeof bps !== 'number' || !Number.isFinite(bps)) return;
     const top = this.#opts.videoBitsPerSecond;
     const target = bps <= 0 ? top : Math.round(Math.min(top, Math.max(MIN_VIDEO_BPS, bps)));
+    if (this.ingest === 'mediarecorder') {
+      this.#serverTarget = target;
+      this.#adaptRecorder();
+      return;
+    }
     const wc = this.#wc;
     if (this.ingest !== 'webcodecs' || !wc || target === this.videoBitrate) return;
+    const previous = this.videoBitrate;
     this.videoBitrate = target;
     this.#videoConfig = { ...this.#videoConfig, bitrate: target };
     if (wc.venc.state === 'configured') {
@@ -324,7 +412,7 @@ export class Publication extends EventTarget {
         return;
       }
     }
-    this.#emit('bitrate', { bitrate: target });
+    this.#emit('bitrate', { bitrate: target, previous, reason: 'server' });
   }
 
   /**
@@ -343,29 +431,31 @@ export class Publication extends EventTarget {
     this.#keys = null;
     this.#stopMedia();
     this.#cleanup();
-    if (this.state === 'connecting' || this.state === 'live' || this.state === 'stopping') {
+    if (['connecting', 'live', 'reconnecting', 'stopping'].includes(this.state)) {
       this.#setState('ended');
     }
-    if (this.#ws && this.#ws.readyState <= WebSocket.OPEN) {
-      try { this.#ws.close(1000, 'page closed'); } catch { /* already closing */ }
+    const ws = this.#ws;
+    if (ws && ws.readyState <= WebSocket.OPEN) {
+      try { ws.close(1000, 'page closed'); } catch { /* already closing */ }
     }
-    if (!this.#ws) this.#resolveClosed();
+    if (!ws || ws.readyState === WebSocket.CLOSED) this.#resolveClosed();
   }
 
   async #stop() {
     const ws = this.#ws;
     if (this.state === 'ended' || this.state === 'error') return;
-    if (!ws || !this.ready) {
-      // Nothing was recorded yet: there is nothing to flush.
+    if (!ws || !this.ready || this.state === 'reconnecting') {
+      // Nothing was recorded yet, or no socket reaches the server: there is nothing to flush
+      // (a broadcast waiting for a resume ends on the server when resume_ms have passed).
       this.#setState('stopping');
       this.close();
-      if (ws) await this.#waitClosed(STOP_TIMEOUT_MS);
+      await this.#waitClosed(STOP_TIMEOUT_MS);
       return;
     }
     this.#setState('stopping');
     await this.#stopMedia(true); // the recorder's last data, the encoders' last frames
     await this.#chain;
-    if (ws.readyState === WebSocket.OPEN) {
+    if (ws.readyState === WebSocket.OPEN && this.#ws === ws) {
       try { ws.send(JSON.stringify({ type: 'stop' })); } catch { /* closing */ }
     }
     await this.#waitClosed(STOP_TIMEOUT_MS);
@@ -411,30 +501,50 @@ export class Publication extends EventTarget {
     this.#connect();
   }
 
-  #connect() {
+  // Opens a socket: `start` on the first one; `resume` on those after a network loss. Events
+  // of a socket that is no longer this.#ws (a resume attempt given up on) are ignored.
+  #connect(resume = false) {
     let ws;
     try {
       ws = new WebSocket(this.#opts.url);
     } catch (err) {
-      this.#later(() => this.#fail('connection_failed', `could not connect to ${this.#opts.url}: ${err.message}`));
+      if (resume) this.#later(() => this.#scheduleResume());
+      else this.#later(() => this.#fail('connection_failed', `could not connect to ${this.#opts.url}: ${err.message}`));
       return;
     }
     ws.binaryType = 'arraybuffer';
     this.#ws = ws;
     let opened = false;
+    if (resume) {
+      this.#openTimer = setTimeout(() => {
+        if (this.#ws === ws && !opened) this.#dropAttempt(ws);
+      }, RESUME_OPEN_MS);
+    }
 
     ws.addEventListener('open', () => {
+      if (this.#ws !== ws) return;
       opened = true;
-      const start = { type: 'start', version: PROTOCOL_VERSION, ingest: this.ingest };
-      if (this.ingest === 'webcodecs') start.codecs = this.mimeType;
-      else start.mime = this.mimeType;
-      start.destinations = this.#opts.destinations;
-      if (this.#opts.profile) start.profile = this.#opts.profile;
-      if (this.#keys) start.keys = this.#keys;
-      this.#keys = null; // sent; this object does not keep them
-      ws.send(JSON.stringify(start));
+      clearTimeout(this.#openTimer);
+      if (resume) {
+        const { session, resume_token: token } = this.ready;
+        ws.send(JSON.stringify({ type: 'resume', version: PROTOCOL_VERSION, session, token }));
+      } else {
+        const start = { type: 'start', version: PROTOCOL_VERSION, ingest: this.ingest };
+        if (this.ingest === 'webcodecs') start.codecs = this.mimeType;
+        else start.mime = this.mimeType;
+        start.destinations = this.#opts.destinations;
+        if (this.#opts.profile) start.profile = this.#opts.profile;
+        if (this.#keys) start.keys = this.#keys;
+        if (this.#token) start.token = this.#token;
+        this.#keys = null; // sent; this object does not keep them
+        ws.send(JSON.stringify(start));
+      }
       this.#readyTimer = setTimeout(() => {
-        if (!this.ready && this.state === 'connecting') {
+        if (this.#ws !== ws) return;
+        if (resume) {
+          // This attempt got no answer: another one, while the server may still wait.
+          if (this.state === 'reconnecting') this.#dropAttempt(ws);
+        } else if (!this.ready && this.state === 'connecting') {
           this.#fail('ready_timeout', 'the server did not answer in time');
           try { ws.close(1000, 'no answer'); } catch { /* closing */ }
         }
@@ -442,6 +552,7 @@ export class Publication extends EventTarget {
     });
 
     ws.addEventListener('message', (ev) => {
+      if (this.#ws !== ws) return;
       if (typeof ev.data !== 'string') return; // the server sends no binary in version 1
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
@@ -449,8 +560,23 @@ export class Publication extends EventTarget {
     });
 
     ws.addEventListener('close', (ev) => {
+      if (this.#ws !== ws) return;
+      clearTimeout(this.#openTimer);
+      clearTimeout(this.#readyTimer);
       this.closeCode = ev.code;
       this.closeReason = ev.reason;
+      if (this.state === 'reconnecting') {
+        // A resume attempt failed: the network again (try once more), or the server's answer.
+        this.#ws = null;
+        if (lostClose(ev.code)) this.#scheduleResume();
+        else this.#connectionLost();
+        return;
+      }
+      if (this.state === 'live' && lostClose(ev.code) && this.#canResume()) {
+        this.#ws = null;
+        this.#lost();
+        return;
+      }
       this.#stopMedia();
       this.#cleanup();
       this.#resolveClosed();
@@ -475,6 +601,10 @@ export class Publication extends EventTarget {
   #onMessage(msg) {
     switch (msg.type) {
       case 'ready':
+        if (msg.resumed === true) {
+          if (this.state === 'reconnecting') this.#resumed(msg);
+          return;
+        }
         if (this.ready || this.state !== 'connecting') return;
         clearTimeout(this.#readyTimer);
         this.ready = msg;
@@ -502,29 +632,159 @@ export class Publication extends EventTarget {
         this.#emit('destination', msg);
         break;
       case 'error':
+        if (this.state === 'reconnecting') {
+          // The server no longer keeps the broadcast (unknown_session): it is over.
+          this.#connectionLost(msg);
+          break;
+        }
         this.#fail(msg.code || 'server_error', msg.message || 'the server ended the broadcast', msg);
+        break;
+      case 'pong':
+        this.#onPong(msg.id);
         break;
       case 'keyframe':
         // A destination (re)connected and starts at the next key frame. MediaRecorder cannot
         // make one on demand (it makes one a second anyway).
+        this.keyframeRequests += 1;
         this.requestKeyFrame();
+        this.#emit('keyframe', msg);
         break;
-      case 'bitrate':
-        // The server's side is congested (or calm again): MediaRecorder cannot follow.
-        this.setVideoBitrate(msg.bps);
+      case 'bitrate': {
+        // The server's side is congested (or calm again). Its target is for the whole
+        // stream: the audio keeps its bitrate, the video gets the rest.
+        const audio = this.#stream.getAudioTracks().length ? this.#opts.audioBitsPerSecond : 0;
+        this.setVideoBitrate(msg.bps > 0 ? msg.bps - audio : msg.bps);
         break;
+      }
       default:
         // Unknown messages (later protocol additions) are ignored.
         break;
     }
   }
 
+  // ------------------------------------------------------------ resume after a network loss
+
+  #canResume() {
+    const r = this.ready;
+    return !!(r && typeof r.resume_token === 'string' && r.resume_token && r.session && r.resume_ms > 0);
+  }
+
+  // The socket went away without a word while live. The server keeps the broadcast for
+  // resume_ms: new sockets try to take it over until then. WebCodecs keeps its encoders (and
+  // its clock); the recorder's stream is cut where the socket was, and a new one starts on
+  // resume, so what it still produces is dropped.
+  #lost() {
+    const ms = this.ready.resume_ms;
+    clearTimeout(this.#readyTimer);
+    if (this.#rec) this.#stopRecorder(true);
+    const r = { deadline: performance.now() + ms, delay: RESUME_FIRST_MS, timer: 0, expiry: 0 };
+    r.expiry = setTimeout(() => { if (this.#resume === r) this.#connectionLost(); }, ms);
+    this.#resume = r;
+    this.#setState('reconnecting');
+    this.#scheduleResume();
+  }
+
+  // The next resume attempt, after a wait that doubles each time (never past the deadline).
+  #scheduleResume() {
+    const r = this.#resume;
+    if (this.state !== 'reconnecting' || !r) return;
+    const left = r.deadline - performance.now();
+    if (left <= 0) {
+      this.#connectionLost();
+      return;
+    }
+    clearTimeout(r.timer);
+    r.timer = setTimeout(() => {
+      r.timer = 0;
+      if (this.#resume === r && this.state === 'reconnecting' && !this.#ws) this.#connect(true);
+    }, Math.min(r.delay, left));
+    r.delay = Math.min(r.delay * 2, RESUME_MAX_MS);
+  }
+
+  // Gives up on a resume attempt that did not open, or got no answer, and schedules the next.
+  #dropAttempt(ws) {
+    this.#ws = null;
+    clearTimeout(this.#openTimer);
+    clearTimeout(this.#readyTimer);
+    try { ws.close(); } catch { /* closing */ }
+    this.#scheduleResume();
+  }
+
+  #connectionLost(cause) {
+    const ws = this.#ws;
+    const message = 'connection to the server was lost';
+    this.#fail('connection_lost', message, cause ? { code: 'connection_lost', message, cause } : undefined);
+    if (ws && ws.readyState <= WebSocket.OPEN) {
+      try { ws.close(1000, 'gave up'); } catch { /* closing */ }
+    }
+  }
+
+  // `ready` with `resumed: true`: the broadcast is ours again on this socket. The media that
+  // follows is a new stream (protocol.md, `resume`): a new recorder, or with WebCodecs the
+  // configurations and a key frame first.
+  #resumed(msg) {
+    const r = this.#resume;
+    clearTimeout(this.#readyTimer);
+    if (r) {
+      clearTimeout(r.timer);
+      clearTimeout(r.expiry);
+    }
+    this.#resume = null;
+    // The first `ready` says what the broadcast is (session, destinations, video, audio);
+    // only what a next resume needs is taken from this one.
+    const ready = { ...this.ready, resumed: true };
+    if (typeof msg.resume_token === 'string' && msg.resume_token) ready.resume_token = msg.resume_token;
+    if (typeof msg.resume_ms === 'number') ready.resume_ms = msg.resume_ms;
+    this.ready = ready;
+    this.reconnects += 1;
+    this.#rateMark = { time: performance.now(), bytes: this.bytesSent };
+    this.#setState('live');
+    this.#emit('resumed', { reconnects: this.reconnects, ready: msg });
+    if (this.#wc) this.#restartWebCodecs();
+    else this.#startRecorderAfter(this.#rec);
+  }
+
+  // ------------------------------------------------------------ round trip
+
+  #startPing() {
+    if (this.#pingTimer) return;
+    this.#pingTimer = setInterval(() => this.#ping(), PING_INTERVAL_MS);
+    this.#ping();
+  }
+
+  #stopPing() {
+    clearInterval(this.#pingTimer);
+    this.#pingTimer = 0;
+    this.#pings.clear();
+  }
+
+  #ping() {
+    const ws = this.#ws;
+    if (this.state !== 'live' || !ws || ws.readyState !== WebSocket.OPEN) return;
+    // A few unanswered ones are remembered; an older one is not coming back.
+    if (this.#pings.size >= MAX_PINGS) this.#pings.delete(this.#pings.keys().next().value);
+    const id = ++this.#pingId;
+    this.#pings.set(id, performance.now());
+    try { ws.send(JSON.stringify({ type: 'ping', id })); } catch { /* closing */ }
+  }
+
+  #onPong(id) {
+    const sent = this.#pings.get(id);
+    if (sent === undefined) return; // not one of ours, or forgotten
+    // Pongs come in order: the ones before it are not coming any more.
+    for (const k of [...this.#pings.keys()]) if (k <= id) this.#pings.delete(k);
+    this.rtt = Math.round((performance.now() - sent) * 10) / 10;
+    this.#emit('rtt', { rtt: this.rtt });
+  }
+
+  // ------------------------------------------------------------ MediaRecorder
+
   #startRecorder() {
     let recorder;
     try {
       recorder = new MediaRecorder(this.#stream, {
         mimeType: this.mimeType,
-        videoBitsPerSecond: this.#opts.videoBitsPerSecond,
+        videoBitsPerSecond: this.videoBitrate,
         audioBitsPerSecond: this.#opts.audioBitsPerSecond,
         // Chromium: one key frame a second, so the stream can be joined and cut quickly.
         videoKeyFrameIntervalDuration: 1000,
@@ -534,19 +794,22 @@ export class Publication extends EventTarget {
       this.#closeSocket(1000, 'recorder failed');
       return;
     }
-    this.#recorder = recorder;
+    // Its data goes to the socket of its time only: after a loss, a new stream starts anyway.
+    const rec = { recorder, ws: this.#ws, ours: false, discard: false, done: null };
+    rec.done = new Promise((resolve) => { recorder.addEventListener('stop', () => resolve(), { once: true }); });
     recorder.addEventListener('dataavailable', (ev) => {
-      if (!ev.data || ev.data.size === 0) return;
+      if (rec.discard || !ev.data || ev.data.size === 0) return;
       const blob = ev.data;
-      this.#chain = this.#chain.then(() => this.#send(blob));
+      this.#chain = this.#chain.then(() => this.#send(blob, rec.ws)).catch(() => {});
     });
     recorder.addEventListener('error', (ev) => {
+      if (rec.ours) return; // being stopped anyway
       const err = ev.error || {};
       this.#fail('recorder_error', `recording failed${err.message ? `: ${err.message}` : ''}`);
       this.#closeSocket(1000, 'recorder error');
     });
     recorder.addEventListener('stop', () => {
-      if (this.state === 'connecting' || this.state === 'live') {
+      if (!rec.ours && (this.state === 'connecting' || this.state === 'live')) {
         // The recorder stopped by itself, e.g. the camera was unplugged.
         this.#chain.then(() => this.#mediaWentAway());
       }
@@ -558,27 +821,89 @@ export class Publication extends EventTarget {
       this.#closeSocket(1000, 'recorder failed');
       return;
     }
+    this.#rec = rec;
+    this.#recStarted = performance.now();
     this.#startTicking();
   }
 
+  // After a resume: a new recorder once the one cut by the loss has stopped.
+  async #startRecorderAfter(old) {
+    if (old) await within(old.done, 2000);
+    if (this.state === 'live' && this.#rec === old) this.#startRecorder();
+  }
+
+  // MediaRecorder cannot change its bitrate: the recorder is stopped, its last data sent, then
+  // `restart` and a new recorder at `target` (protocol.md, `restart`).
+  async #restartRecorder(target, reason) {
+    const old = this.#rec;
+    const ws = this.#ws;
+    if (!old || this.#restarting) return;
+    this.#restarting = true;
+    const previous = this.videoBitrate;
+    this.videoBitrate = target;
+    this.restarts += 1;
+    this.#recStarted = performance.now();
+    this.#emit('bitrate', { bitrate: target, previous, reason, restart: true });
+    await this.#stopRecorder(); // its last dataavailable comes before 'stop': it is in #chain
+    this.#restarting = false;
+    if (this.state !== 'live' || this.#ws !== ws || this.#rec !== old) return; // lost, stopping, failed
+    this.#chain = this.#chain.then(() => {
+      if (this.#ws === ws && ws.readyState === WebSocket.OPEN && this.state === 'live') {
+        ws.send(JSON.stringify({ type: 'restart' }));
+      }
+    }).catch(() => {});
+    this.#startRecorder();
+  }
+
+  // MediaRecorder: restarts the recorder when the target (the server's, capped by what the
+  // socket's own queue allows) is far enough from the current bitrate, long enough after the
+  // last start (RESTART_DOWN_MS going down, RESTART_UP_MS going up). Each tick and each
+  // `bitrate`.
+  #adaptRecorder() {
+    if (this.ingest !== 'mediarecorder' || this.state !== 'live' || !this.#rec || this.#restarting) return;
+    const ws = this.#ws;
+    const now = performance.now();
+    const top = this.#opts.videoBitsPerSecond;
+    const since = now - this.#recStarted;
+    const queued = ws ? ws.bufferedAmount : 0;
+    if (queued > SOFT_BUFFERED_BYTES) {
+      // The network cannot carry this bitrate: 70 % of it, once the pacing allows.
+      this.#calmSince = now;
+      if (since >= RESTART_DOWN_MS) this.#localCap = Math.max(MIN_VIDEO_BPS, Math.round(this.videoBitrate * 0.7));
+    } else if (queued > CALM_BUFFERED_BYTES) {
+      this.#calmSince = now;
+    } else if (this.#localCap !== Infinity && now - this.#calmSince >= RESTART_UP_MS) {
+      // Calm for a while: try a step higher.
+      this.#calmSince = now;
+      const up = Math.round(this.#localCap * 1.25);
+      this.#localCap = up >= top ? Infinity : up;
+    }
+    const target = Math.min(this.#serverTarget, this.#localCap, top);
+    const reason = this.#localCap < this.#serverTarget ? 'network' : 'server';
+    if ((target < this.videoBitrate * 0.8 && since >= RESTART_DOWN_MS)
+      || (target > this.videoBitrate * 1.2 && since >= RESTART_UP_MS)) {
+      this.#restartRecorder(target, reason);
+    }
+  }
+
   #startTicking() {
-    this.#rateMark = { time: performance.now(), bytes: 0 };
+    if (this.#timer) return;
+    this.#rateMark = { time: performance.now(), bytes: this.bytesSent };
     this.#timer = setInterval(() => this.#tick(), 1000);
   }
 
   #mediaWentAway() {
-    if (this.state === 'connecting' || this.state === 'live') {
+    if (this.state === 'connecting' || this.state === 'live' || this.state === 'reconnecting') {
       this.#fail('recorder_stopped', 'recording stopped: the camera or microphone went away');
       this.#closeSocket(1000, 'recorder stopped');
     }
   }
 
-  async #send(blob) {
-    const ws = this.#ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    if (this.state === 'error' || this.state === 'ended') return;
+  async #send(blob, ws) {
+    if (!ws || this.#ws !== ws || ws.readyState !== WebSocket.OPEN) return;
+    if (this.state !== 'connecting' && this.state !== 'live' && this.state !== 'stopping') return;
     const buf = await blob.arrayBuffer();
-    if (ws.readyState !== WebSocket.OPEN) return;
+    if (this.#ws !== ws || ws.readyState !== WebSocket.OPEN) return;
     for (let off = 0; off < buf.byteLength; off += MAX_FRAME_BYTES) {
       ws.send(off === 0 && buf.byteLength <= MAX_FRAME_BYTES ? buf : buf.slice(off, off + MAX_FRAME_BYTES));
     }
@@ -705,6 +1030,12 @@ export class Publication extends EventTarget {
       this.#noteInput(wc, 'video', frame.timestamp);
       const enc = wc.venc;
       if (enc.state !== 'configured') return;
+      if (this.state === 'reconnecting') {
+        // No socket to send to: nothing is encoded until the resume, which starts on a key frame.
+        this.framesDropped += 1;
+        wc.needKey = true;
+        return;
+      }
       const ws = this.#ws;
       if (enc.encodeQueueSize > MAX_ENCODE_QUEUE) {
         // The encoder cannot keep up: skip this frame (the next ones still follow the last).
@@ -723,6 +1054,9 @@ export class Publication extends EventTarget {
         wc.needKey = false;
         wc.lastKey = t;
       }
+      // When it was read, for encodeDelay (its chunk carries the same timestamp).
+      this.#frameTimes.set(t, performance.now());
+      if (this.#frameTimes.size > MAX_FRAME_TIMES) this.#frameTimes.delete(this.#frameTimes.keys().next().value);
       enc.encode(frame, { keyFrame: key });
     } catch (err) {
       this.#encoderFailed('video', err);
@@ -746,7 +1080,7 @@ export class Publication extends EventTarget {
           opus: { frameDuration: 60_000 },
         });
       }
-      if (enc.state !== 'configured') return;
+      if (enc.state !== 'configured' || this.state === 'reconnecting') return;
       if (enc.encodeQueueSize > 50) {
         wc.audioDrops += 1; // a second of audio waiting: the machine is overloaded
         return;
@@ -762,9 +1096,21 @@ export class Publication extends EventTarget {
   #onVideoChunk(wc, chunk, meta) {
     if (!wc.outputs || this.#wc !== wc) return;
     this.framesEncoded += 1;
+    const read = this.#frameTimes.get(chunk.timestamp);
+    if (read !== undefined) {
+      this.#frameTimes.delete(chunk.timestamp);
+      this.#noteEncodeDelay(performance.now() - read);
+    }
     const key = chunk.type === 'key';
     if (key) {
       wc.lastKey = Math.max(wc.lastKey, chunk.timestamp);
+    }
+    if (this.state === 'reconnecting') {
+      // Encoded before the loss: no socket for it, and the resumed stream starts on a key frame.
+      this.framesDropped += 1;
+      wc.waitKey = true;
+      wc.needKey = true;
+      return;
     }
     const ws = this.#ws;
     const congested = ws && ws.bufferedAmount > SOFT_BUFFERED_BYTES;
@@ -801,7 +1147,7 @@ export class Publication extends EventTarget {
   }
 
   #onAudioChunk(wc, chunk, meta) {
-    if (!wc.outputs || this.#wc !== wc || chunk.byteLength === 0) return;
+    if (!wc.outputs || this.#wc !== wc || chunk.byteLength === 0 || this.state === 'reconnecting') return;
     const time = chunk.timestamp + wc.offset.audio;
     const desc = meta && meta.decoderConfig ? meta.decoderConfig.description : undefined;
     if (desc || wc.audioDesc === null) {
@@ -825,7 +1171,8 @@ export class Publication extends EventTarget {
   #sendFrame(wc, type, flags, time, payload) {
     const ws = this.#ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    if (this.state === 'error' || this.state === 'ended') return;
+    // Reconnecting: the socket (if any) has not resumed the broadcast yet.
+    if (this.state === 'error' || this.state === 'ended' || this.state === 'reconnecting') return;
     let t = time - wc.zero;
     if (t < 0) {
       if (type === WC_AUDIO) return; // sound from before the broadcast's start
@@ -842,8 +1189,28 @@ export class Publication extends EventTarget {
     this.#sent(buf.byteLength);
   }
 
+  // After a resume: the stream starts again with the configurations (their time means nothing
+  // to the server), then video from the next key frame; the clock (wc.zero) goes on.
+  #restartWebCodecs() {
+    const wc = this.#wc;
+    if (!wc || !wc.running) return;
+    wc.waitKey = true;
+    wc.needKey = true;
+    if (wc.zero === null) return; // nothing was sent yet: the configurations come first anyway
+    const now = Math.round(performance.now() * 1000);
+    if (wc.videoDesc) this.#sendFrame(wc, WC_VIDEO_CONFIG, 0, now, wc.videoDesc);
+    if (wc.audioDesc) this.#sendFrame(wc, WC_AUDIO_CONFIG, 0, now, wc.audioDesc);
+  }
+
+  #noteEncodeDelay(ms) {
+    const now = performance.now();
+    const d = this.#encodeDelays;
+    d.push([now, ms]);
+    while (d.length && (d[0][0] < now - 1000 || d.length > 240)) d.shift();
+  }
+
   #encoderFailed(kind, err) {
-    if (this.state !== 'connecting' && this.state !== 'live' && this.state !== 'stopping') return;
+    if (!['connecting', 'live', 'reconnecting', 'stopping'].includes(this.state)) return;
     const what = kind === 'audio' ? 'audio' : 'video';
     this.#fail('encoder_error', `the browser's ${what} encoder failed${err && err.message ? `: ${err.message}` : ''}`);
     this.#closeSocket(1000, 'encoder error');
@@ -881,13 +1248,14 @@ export class Publication extends EventTarget {
 
   #tick() {
     const ws = this.#ws;
-    if (!ws) return;
+    if (!ws || this.state === 'reconnecting') return;
     const now = performance.now();
     const onWire = this.bytesSent - ws.bufferedAmount;
     const dt = (now - this.#rateMark.time) / 1000;
     if (dt > 0) this.bitrate = Math.max(0, Math.round(((onWire - this.#rateMark.bytes) * 8) / dt));
     this.#rateMark = { time: now, bytes: onWire };
     this.#checkBuffer();
+    this.#adaptRecorder();
   }
 
   #checkBuffer() {
@@ -898,13 +1266,17 @@ export class Publication extends EventTarget {
     }
   }
 
-  #stopRecorder() {
-    const recorder = this.#recorder;
-    if (!recorder || recorder.state === 'inactive') return Promise.resolve();
-    return new Promise((resolve) => {
-      recorder.addEventListener('stop', () => resolve(), { once: true });
-      try { recorder.stop(); } catch { resolve(); }
-    });
+  // Stops the recorder (ours: not the camera going away); with `discard`, what it still
+  // produces is dropped. Resolves after its 'stop', when its last data is in #chain.
+  #stopRecorder(discard = false) {
+    const rec = this.#rec;
+    if (!rec) return Promise.resolve();
+    rec.ours = true;
+    if (discard) rec.discard = true;
+    if (rec.recorder.state !== 'inactive') {
+      try { rec.recorder.stop(); } catch { return Promise.resolve(); }
+    }
+    return within(rec.done, 2000);
   }
 
   #closeSocket(code, reason) {
@@ -914,10 +1286,19 @@ export class Publication extends EventTarget {
     }
   }
 
+  // Every timer of this broadcast.
   #cleanup() {
     clearInterval(this.#timer);
-    clearTimeout(this.#readyTimer);
     this.#timer = 0;
+    clearTimeout(this.#readyTimer);
+    clearTimeout(this.#openTimer);
+    this.#stopPing();
+    const r = this.#resume;
+    if (r) {
+      clearTimeout(r.timer);
+      clearTimeout(r.expiry);
+    }
+    this.#resume = null;
   }
 
   #fail(code, message, detail) {
@@ -928,13 +1309,15 @@ export class Publication extends EventTarget {
     this.#cleanup();
     this.#setState('error');
     this.#emit('error', this.error);
-    if (!this.#ws) this.#resolveClosed();
+    if (!this.#ws || this.#ws.readyState === WebSocket.CLOSED) this.#resolveClosed();
   }
 
   #setState(state) {
     if (this.state === state) return;
     const previous = this.state;
     this.state = state;
+    if (state === 'live') this.#startPing();
+    else this.#stopPing();
     if ((state === 'ended' || state === 'error') && this.liveSince && !this.endedAt) this.endedAt = Date.now();
     this.#emit('state', { state, previous });
   }
@@ -946,6 +1329,13 @@ export class Publication extends EventTarget {
   #later(fn) {
     setTimeout(fn, 0);
   }
+}
+
+// `promise`, or undefined after `ms` if it has not settled by then.
+function within(promise, ms) {
+  let timer = 0;
+  return Promise.race([promise, new Promise((resolve) => { timer = setTimeout(resolve, ms); })])
+    .finally(() => clearTimeout(timer));
 }
 
 // A copy of a decoderConfig.description (an ArrayBuffer or a view of one).

@@ -16,7 +16,9 @@
 //   &autostart=1        goes live as soon as the camera and the destination list are ready
 //                       (and every chosen destination that needs the streamer's key has one,
 //                       so never for those: keys are typed, never put in the address)
-//   document.body.dataset.state  idle | ready | connecting | live | stopping | stopped | error
+//   document.body.dataset.state  idle | ready | connecting | live | reconnecting | stopping |
+//                       stopped | error (reconnecting: the network was lost while live and the
+//                       broadcast is being resumed)
 //   window.__livegate   live view of the broadcast (see `lg` below), with stop() and goLive();
 //                       stream keys are never in it, nor stored, logged or put in the address
 
@@ -28,6 +30,7 @@ const el = {
   stageEmpty: $('stage-empty'),
   stageText: $('stage-text'),
   onair: $('onair'),
+  onairLabel: $('onair-label'),
   onairTime: $('onair-time'),
   badge: $('badge'),
   badgeText: $('badge-text'),
@@ -55,6 +58,10 @@ const el = {
   statServerTotal: $('stat-server-total'),
   statVideo: $('stat-video'),
   statVideoDetail: $('stat-video-detail'),
+  statRtt: $('stat-rtt'),
+  statRttDetail: $('stat-rtt-detail'),
+  statTarget: $('stat-target'),
+  statTargetDetail: $('stat-target-detail'),
   statAudio: $('stat-audio'),
   statMime: $('stat-mime'),
   statIngest: $('stat-ingest'),
@@ -91,7 +98,14 @@ const lg = {
   framesEncoded: 0, // WebCodecs: video frames encoded
   framesDropped: 0, // WebCodecs: video frames dropped (encoder or network too slow)
   encoderQueue: 0, // WebCodecs: frames waiting in the video encoder
-  videoBitrate: 0, // the video encoder's bitrate target
+  bufferedAmount: 0, // bytes waiting in the publish WebSocket
+  videoBitrate: 0, // the video's current bitrate target (follows the server's `bitrate`)
+  bitrates: [], // {t: Date.now(), bps} for each change of videoBitrate (the last 200)
+  encodeDelay: null, // WebCodecs: ms from a frame read to its chunk out (median, last second)
+  rtt: null, // ms, the `ping` round trip to the server
+  reconnects: 0, // times the broadcast was resumed after a network loss
+  restarts: 0, // MediaRecorder: times the recorder was restarted at a new bitrate
+  keyframeRequests: 0, // the server's `keyframe` messages (a destination went live)
   ready: null, // the server's ready message
   lastStats: null, // the server's latest stats message
   lastError: null, // {code, message}
@@ -112,6 +126,8 @@ let sendingProfile = ''; // and its profile
 let acquiring = 0; // generation counter, so a slow getUserMedia cannot win over a newer one
 let autostarted = false;
 let userStopped = false;
+let backLiveAt = 0; // Date.now() when the broadcast came back after a network loss
+let backLiveTimer = 0;
 // What this browser can encode the current camera with: the VideoEncoder configuration (null
 // when WebCodecs cannot) and the MediaRecorder type (null when it cannot).
 const encoders = { webcodecs: null, mediarecorder: lg.mimeType, checked: false };
@@ -119,7 +135,7 @@ const encoders = { webcodecs: null, mediarecorder: lg.mimeType, checked: false }
 // ---------------------------------------------------------------- state and status
 
 const BADGE = {
-  idle: 'Starting', ready: 'Ready', connecting: 'Connecting', live: 'Live',
+  idle: 'Starting', ready: 'Ready', connecting: 'Connecting', live: 'Live', reconnecting: 'Reconnecting',
   stopping: 'Stopping', stopped: 'Stopped', error: 'Error',
 };
 
@@ -127,7 +143,9 @@ function setState(state) {
   lg.state = state;
   document.body.dataset.state = state;
   el.badgeText.textContent = BADGE[state] || state;
-  el.onair.hidden = state !== 'live';
+  // Over the preview: Live, or (still on the air for the destinations) Reconnecting.
+  el.onair.hidden = state !== 'live' && state !== 'reconnecting';
+  el.onairLabel.textContent = state === 'reconnecting' ? 'Reconnecting' : 'Live';
   updateControls();
 }
 
@@ -143,7 +161,12 @@ function fail(code, message, shown = message) {
 }
 
 function busy() {
-  return lg.state === 'connecting' || lg.state === 'live' || lg.state === 'stopping';
+  return lg.state === 'connecting' || lg.state === 'live' || lg.state === 'reconnecting' || lg.state === 'stopping';
+}
+
+// A broadcast Stop can end.
+function stoppable() {
+  return lg.state === 'connecting' || lg.state === 'live' || lg.state === 'reconnecting';
 }
 
 // When the focused button becomes disabled (Go live → live, Stop → stopped), focus moves to
@@ -182,7 +205,7 @@ function setDisabled() {
   el.source.disabled = live;
   if (lg.source === 'screen' || el.source.value === 'screen') el.camera.disabled = true; // no camera in use
   el.golive.disabled = live || !haveDevices || !planIngest().ingest || chosen === 0 || blocker() !== '';
-  el.stop.disabled = !(lg.state === 'connecting' || lg.state === 'live');
+  el.stop.disabled = !stoppable();
 }
 
 // What keeps the chosen destinations from going live ('' when nothing does).
@@ -407,7 +430,7 @@ function shareErrorText(err) {
 // window closed): end the broadcast, say why, and go back to the camera.
 async function screenEnded(screen) {
   if (raw.screen !== screen) return;
-  const wasLive = lg.state === 'connecting' || lg.state === 'live';
+  const wasLive = stoppable();
   sourceFallback = false;
   sourceNotice = wasLive
     ? 'Screen sharing was stopped from the browser, so the broadcast ended'
@@ -1084,9 +1107,11 @@ function goLive() {
   if (busy() || !stream || !plan.ingest || chosen.length === 0 || blocker() !== '') return;
   sending = chosen;
   sendingProfile = !el.profileField.hidden ? el.profile.value : '';
+  backLiveAt = 0;
   Object.assign(lg, {
     bytesSent: 0, chunksSent: 0, ready: null, lastStats: null, lastError: null, destinations: {}, profile: sendingProfile,
     ingest: plan.ingest, mimeType: plan.mimeType, framesEncoded: 0, framesDropped: 0, encoderQueue: 0, videoBitrate: 0,
+    bitrates: [], encodeDelay: null, rtt: null, reconnects: 0, restarts: 0, bufferedAmount: 0, keyframeRequests: 0,
   });
   hideKeys();
   if (!sourceFallback) sourceNotice = '';
@@ -1122,6 +1147,22 @@ function goLive() {
   }));
   p.addEventListener('bitrate', mine(() => {
     lg.videoBitrate = p.videoBitrate;
+    lg.restarts = p.restarts;
+    lg.bitrates.push({ t: Date.now(), bps: p.videoBitrate });
+    if (lg.bitrates.length > 200) lg.bitrates.splice(0, lg.bitrates.length - 200);
+    renderEncoder();
+    renderLatency();
+  }));
+  p.addEventListener('keyframe', mine(() => {
+    lg.keyframeRequests = p.keyframeRequests;
+  }));
+  p.addEventListener('rtt', mine(() => {
+    lg.rtt = p.rtt;
+    renderLatency();
+  }));
+  p.addEventListener('resumed', mine(() => {
+    lg.ready = p.ready;
+    lg.reconnects = p.reconnects;
     renderEncoder();
   }));
   p.addEventListener('stats', mine((ev) => {
@@ -1140,7 +1181,18 @@ function goLive() {
     copyCounters();
     if (state === 'live') {
       setState('live');
+      if (ev.detail.previous === 'reconnecting') {
+        // Said for a few seconds (destination news that follows keeps it), then the usual text.
+        backLiveAt = Date.now();
+        clearTimeout(backLiveTimer);
+        backLiveTimer = setTimeout(() => { if (pub === p && lg.state === 'live') setStatus(liveText(), liveTone()); }, BACK_LIVE_MS + 100);
+      }
       setStatus(liveText(), liveTone());
+    } else if (state === 'reconnecting') {
+      // The server keeps the broadcast going for a moment: the client takes it back over.
+      setState('reconnecting');
+      setStatus('Network lost — reconnecting…', 'busy');
+      renderHealth();
     } else if (state === 'stopping') {
       setState('stopping');
       setStatus('Stopping…', 'busy');
@@ -1156,16 +1208,23 @@ function goLive() {
     const d = ev.detail || {};
     const code = d.code || 'error';
     const message = d.message || 'the broadcast failed';
+    copyCounters();
+    lg.destinations = { ...p.destinations };
     fail(code, message, errorText(d));
     renderHealth();
     renderDestinations();
     if (code === 'missing_key' || code === 'bad_key') focusKey(message);
+    else if (code === 'destination_failed') {
+      // A key the destination refused: back to that key's field.
+      const refused = failedDestinations().find((f) => keyInputs.has(f.name) && /stream key/i.test(f.reason || ''));
+      if (refused) focusKey(`"${refused.name}"`);
+    }
     else if ((code === 'profile_not_allowed' || code === 'unknown_profile') && !el.profile.disabled) el.profile.focus();
   }));
 }
 
 async function stopLive() {
-  if (!pub || !(lg.state === 'connecting' || lg.state === 'live')) return;
+  if (!pub || !stoppable()) return;
   userStopped = true;
   setState('stopping');
   setStatus('Stopping…', 'busy');
@@ -1176,6 +1235,8 @@ async function stopLive() {
   }
 }
 
+const BACK_LIVE_MS = 8000;
+
 // "Live on a, b — c lost the connection, reconnecting… — d failed: reason"
 function liveText() {
   const names = pub && pub.ready && Array.isArray(pub.ready.destinations) ? pub.ready.destinations : sending;
@@ -1184,6 +1245,7 @@ function liveText() {
   const reconnecting = names.filter((n) => stateOf(n) === 'reconnecting');
   const live = names.filter((n) => !failed.includes(n) && !reconnecting.includes(n));
   let text = live.length ? `Live on ${live.join(', ')}` : 'No destination is receiving the broadcast';
+  if (Date.now() - backLiveAt < BACK_LIVE_MS) text = `Back live after a network loss — ${text}`;
   for (const n of reconnecting) text += ` — ${n} lost the connection, reconnecting…`;
   for (const n of failed) {
     const reason = lg.destinations[n].reason;
@@ -1196,11 +1258,28 @@ function liveTone() {
   return Object.values(lg.destinations).some((d) => d.state === 'failed' || d.state === 'reconnecting') ? 'warn' : 'live';
 }
 
+// The destinations that failed, with the server's reason.
+function failedDestinations() {
+  return Object.values(lg.destinations).filter((d) => d.state === 'failed');
+}
+
 function errorText(d) {
-  if (d.type === 'error') return d.message || 'The server ended the broadcast'; // the server's words
+  if (d.type === 'error') {
+    if (d.code === 'destination_failed') {
+      // Name each destination with its reason ("twitch failed: the destination refused the
+      // stream (check the stream key)") rather than the server's last reason alone.
+      const failed = failedDestinations().filter((f) => f.reason);
+      if (failed.length) {
+        return `${failed.map((f) => `${f.name} failed: ${f.reason}`).join('; ')} — the broadcast ended. Press Go live to try again`;
+      }
+    }
+    return capitalize(d.message || 'The server ended the broadcast'); // the server's words
+  }
   switch (d.code) {
     case 'connection_lost':
-      return 'Connection to the server was lost — check your network and press Go live to try again';
+      return 'Network lost — the connection to the server did not come back in time, so the broadcast ended. Check your network and press Go live to start again';
+    case 'no_destination':
+      return 'No destination was chosen — choose at least one, then press Go live';
     case 'connection_failed':
       return 'Could not connect to the server — check that livegate is running and reachable';
     case 'network_too_slow':
@@ -1235,6 +1314,10 @@ function resetHealth() {
   el.statServerTotal.textContent = '';
   el.statVideo.textContent = '—';
   el.statVideoDetail.textContent = '';
+  el.statRtt.textContent = '—';
+  el.statRttDetail.textContent = '';
+  el.statTarget.textContent = '—';
+  el.statTargetDetail.textContent = '';
   el.statAudio.textContent = '';
   el.statIngest.textContent = ingestName(lg.ingest);
   el.statMime.textContent = lg.mimeType || '—';
@@ -1275,18 +1358,19 @@ function codecNames(mime) {
   return [list[0] || 'video', list[1] || 'audio'];
 }
 
-// WebCodecs: "1,234 frames encoded · 0 dropped · encoder queue 0 · target 2,500 kbit/s"
+// WebCodecs: "1,234 frames encoded · 0 dropped · encoder queue 0 · 0 reconnects";
+// MediaRecorder: "0 recorder restarts · 0 reconnects".
 function renderEncoder() {
-  if (!pub || lg.ingest !== 'webcodecs' || !lg.ready) {
+  if (!pub || !lg.ready) {
     el.statEncoder.hidden = true;
     return;
   }
-  const parts = [
+  const parts = lg.ingest === 'webcodecs' ? [
     `${num(lg.framesEncoded)} frames encoded`,
     `${num(lg.framesDropped)} dropped`,
     `encoder queue ${num(lg.encoderQueue)}`,
-  ];
-  if (lg.videoBitrate) parts.push(`target ${kbps(lg.videoBitrate)}`);
+  ] : [plural(lg.restarts, 'recorder restart')];
+  parts.push(plural(lg.reconnects, 'reconnect'));
   if (el.statEncoder.textContent !== parts.join(' · ')) {
     // Each figure stays on one line; the line breaks between them.
     el.statEncoder.replaceChildren(...parts.flatMap((part, i) => {
@@ -1298,6 +1382,18 @@ function renderEncoder() {
   el.statEncoder.hidden = false;
 }
 
+// Round trip (and with WebCodecs the encoder's own delay), and the video's bitrate target.
+function renderLatency() {
+  if (!pub) return;
+  el.statRtt.textContent = typeof lg.rtt === 'number' ? `${ms(lg.rtt)} ms` : '—';
+  el.statRttDetail.textContent = typeof lg.encodeDelay === 'number' ? `encoder ${ms(lg.encodeDelay)} ms` : '';
+  if (lg.videoBitrate && lg.ready) {
+    showRate(el.statTarget, lg.videoBitrate);
+    const max = pub.maxVideoBitrate;
+    el.statTargetDetail.textContent = max && lg.videoBitrate < max ? `lowered from ${kbps(max)}` : 'full quality';
+  }
+}
+
 // The client's counters, copied into window.__livegate.
 function copyCounters() {
   if (!pub) return;
@@ -1306,27 +1402,35 @@ function copyCounters() {
   lg.framesEncoded = pub.framesEncoded;
   lg.framesDropped = pub.framesDropped;
   lg.encoderQueue = pub.encoderQueue;
+  lg.bufferedAmount = pub.bufferedAmount;
   lg.videoBitrate = pub.videoBitrate;
+  lg.encodeDelay = pub.encodeDelay;
+  lg.rtt = pub.rtt;
+  lg.reconnects = pub.reconnects;
+  lg.restarts = pub.restarts;
+  lg.keyframeRequests = pub.keyframeRequests;
 }
 
 function renderHealth() {
   if (!pub) return;
-  const running = lg.state === 'live' || lg.state === 'stopping';
+  // Reconnecting: still on the air (the server keeps the broadcast), but nothing is sent.
+  const running = lg.state === 'live' || lg.state === 'stopping' || lg.state === 'reconnecting';
   if (pub.liveSince) {
     const t = clock((running ? Date.now() : pub.endedAt || Date.now()) - pub.liveSince);
     el.statTime.textContent = t;
     el.onairTime.textContent = t;
   }
-  if (running) {
+  if (running && lg.state !== 'reconnecting') {
     showRate(el.statSent, pub.bitrate);
   } else if (lg.state !== 'connecting') {
     el.statSent.textContent = '—';
   }
   el.statSentTotal.textContent = pub.bytesSent ? `${bytes(pub.bytesSent)} sent` : '';
   renderEncoder();
+  renderLatency();
   const s = lg.lastStats;
   if (s) {
-    if (running) showRate(el.statServer, s.bitrate_in);
+    if (running && lg.state !== 'reconnecting') showRate(el.statServer, s.bitrate_in);
     else el.statServer.textContent = '—';
     el.statServerTotal.textContent = `${bytes(s.bytes_in)} received`;
   }
@@ -1357,6 +1461,16 @@ function renderDestinations() {
     rate.className = 'dest-rate';
     rate.textContent = shown === 'live' && typeof d.bitrate_out === 'number' ? kbps(d.bitrate_out) : '';
     li.append(name, state, rate);
+    // The server's share of the latency for it: frame in at livegate → written to it.
+    if ((shown === 'live' || shown === 'reconnecting') && typeof d.delay_ms === 'number') {
+      const detail = document.createElement('span');
+      detail.className = 'dest-detail';
+      let text = `server delay ${num(d.delay_ms)} ms`;
+      if (typeof d.delay_max_ms === 'number') text += ` (max ${num(d.delay_max_ms)} ms)`;
+      if (typeof d.queued_ms === 'number' && d.queued_ms > 0) text += ` · ${num(d.queued_ms)} ms queued`;
+      detail.textContent = text;
+      li.append(detail);
+    }
     if (d.reason && (shown === 'failed' || shown === 'reconnecting')) {
       const reason = document.createElement('span');
       reason.className = 'dest-reason';
@@ -1377,7 +1491,7 @@ function emptyItem(text) {
 
 setInterval(() => {
   if (!pub) return;
-  if (lg.state === 'live' || lg.state === 'stopping') {
+  if (lg.state === 'live' || lg.state === 'reconnecting' || lg.state === 'stopping') {
     copyCounters();
     renderHealth();
   }
@@ -1792,6 +1906,16 @@ function andList(items) {
 
 function num(n) {
   return Number(n || 0).toLocaleString('en-US');
+}
+
+// 23.46 → "23.5", 142.3 → "142"
+function ms(n) {
+  return n < 100 ? (Math.round(n * 10) / 10).toLocaleString('en-US') : num(Math.round(n));
+}
+
+// "0 reconnects", "1 reconnect", "2 reconnects"
+function plural(n, word) {
+  return `${num(n)} ${word}${n === 1 ? '' : 's'}`;
 }
 
 function codecName(c) {
