@@ -448,6 +448,10 @@ func TestTwoDestinationsSurviveNginxRestart(t *testing.T) {
 	if st.State != "live" || `"`+st.Session+`"` != session || (len(st.LastError) > 0 && string(st.LastError) != "null") {
 		t.Errorf("the browser saw the restart: %+v (session was %s)", st, session)
 	}
+	var keyframes int
+	if err := evalInto(b, `window.__livegate.keyframeRequests`, &keyframes); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := b.Eval(`window.__livegate.stop()`); err != nil {
 		t.Fatal(err)
 	}
@@ -488,17 +492,16 @@ func TestTwoDestinationsSurviveNginxRestart(t *testing.T) {
 	if pr.Video() == nil || pr.Audio() == nil || pr.Format.Duration < 3 {
 		t.Errorf("after the restart nginx recorded %+v", pr)
 	}
-	var metrics string
+	// The new connection started on a key frame, which the browser was
+	// asked for when the destination came back.
+	if ps := packetList(t, nginx.RecordPath("two"), "v"); len(ps) == 0 || !ps[0].Key {
+		t.Errorf("the reconnected stream does not start on a key frame (%d packets)", len(ps))
+	}
+	if keyframes < 3 {
+		t.Errorf("the browser got %d key-frame requests; want one per destination going live, and one more after the reconnect", keyframes)
+	}
 	if err := poll(2*time.Second, 50*time.Millisecond, func() (bool, error) {
-		resp, err := http.Get(lg.URL("/metrics")) //nolint:noctx // a test on loopback
-		if err != nil {
-			return false, err
-		}
-		defer resp.Body.Close()
-		var buf bytes.Buffer
-		_, _ = buf.ReadFrom(resp.Body)
-		metrics = buf.String()
-		return strings.Contains(metrics, `livegate_destination_reconnects_total{destination="nginx"} 1`), nil
+		return lg.Metric(`livegate_destination_reconnects_total{destination="nginx"}`) == "1", nil
 	}); err != nil {
 		t.Errorf("metrics do not count the reconnect: %v", err)
 	}

@@ -160,20 +160,49 @@ func decodeErrors(t testing.TB, path string) string {
 // stream of a kind ("v" or "a"), in file order.
 func packetTimes(t testing.TB, path, kind string) []float64 {
 	t.Helper()
+	var ts []float64
+	for _, p := range packetList(t, path, kind) {
+		ts = append(ts, p.DTS)
+	}
+	return ts
+}
+
+// packetInfo is one packet as ffprobe lists it.
+type packetInfo struct {
+	DTS float64 // seconds
+	Key bool
+}
+
+// packetList returns every packet of the first stream of a kind ("v" or
+// "a"), in file order.
+func packetList(t testing.TB, path, kind string) []packetInfo {
+	t.Helper()
 	bin := requireBinary(t, "ffprobe", "ffmpeg")
 	out, stderr, err := runTool(time.Minute, bin, "-v", "error", "-select_streams", kind+":0",
-		"-show_entries", "packet=dts_time", "-of", "csv=p=0", path)
+		"-show_entries", "packet=dts_time,flags", "-of", "csv=p=0", path)
 	if err != nil {
 		t.Fatalf("ffprobe packets of %s: %v\n%s", path, err, stderr)
 	}
-	var ts []float64
+	var ps []packetInfo
 	for _, l := range strings.Fields(string(out)) {
-		f, err := strconv.ParseFloat(strings.TrimSuffix(l, ","), 64)
+		dts, flags, _ := strings.Cut(l, ",")
+		f, err := strconv.ParseFloat(dts, 64)
 		if err == nil {
-			ts = append(ts, f)
+			ps = append(ps, packetInfo{DTS: f, Key: strings.HasPrefix(flags, "K")})
 		}
 	}
-	return ts
+	return ps
+}
+
+// largestGap is the longest time between two packets in a row, and where
+// it began (seconds).
+func largestGap(ps []packetInfo) (gap, at float64) {
+	for i := 1; i < len(ps); i++ {
+		if d := ps[i].DTS - ps[i-1].DTS; d > gap {
+			gap, at = d, ps[i-1].DTS
+		}
+	}
+	return gap, at
 }
 
 // h264SPS returns the first SPS NAL unit (header byte 0x67 and all, no start

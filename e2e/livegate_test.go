@@ -4,11 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -171,6 +173,23 @@ func (lg *livegate) URL(path string) string { return lg.BaseURL + path }
 // WSURL is the ws:// URL of path.
 func (lg *livegate) WSURL(path string) string {
 	return "ws://127.0.0.1:" + strconv.Itoa(lg.Port) + path
+}
+
+// Metric is the value of one sample line of /metrics ("name{labels}"),
+// or "" when it is absent.
+func (lg *livegate) Metric(line string) string {
+	resp, err := http.Get(lg.URL("/metrics")) //nolint:noctx // a test on loopback
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for l := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, line+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // Log returns the server's stdout and stderr so far.

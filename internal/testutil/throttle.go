@@ -80,6 +80,21 @@ func (p *Throttle) copySlow(dst io.Writer, src io.Reader) {
 	}
 }
 
+// Cut drops every connection open through the proxy at once, with no
+// close handshake, as a network loss would; new ones are still accepted.
+func (p *Throttle) Cut() {
+	p.mu.Lock()
+	conns := p.conn
+	p.conn = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // a reset, not a FIN: nothing more is read or sent
+		}
+		_ = c.Close()
+	}
+}
+
 // Close stops the proxy and waits for its goroutines.
 func (p *Throttle) Close() {
 	_ = p.ln.Close()

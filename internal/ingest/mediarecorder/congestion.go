@@ -8,25 +8,29 @@ import (
 
 // congestion turns what the server sees of its own side into bitrate
 // targets for the browser: when a live destination falls behind (more
-// than a second of media queued) or drops packets, the target goes down
-// to 70% of what arrives, and to 60% of what that destination took over
-// the last second if that is less (so that its backlog drains, at 40% of
-// its rate); after 5 calm seconds it goes up by 10% a step, and is lifted
+// than half a second of media queued) or drops packets, the target goes down
+// to 70% of what arrives, and to half of what that destination took over
+// the last second if that is less (so that its backlog drains, at half
+// its rate); after 5 calm seconds it goes up by 20% every 2 s, and is lifted
 // altogether once it is well above what arrives. The browser clamps it to
 // its own range (a WebCodecs encoder changes its bitrate live; a
 // MediaRecorder client restarts its recorder).
 type congestion struct {
-	target    uint64 // bits/s; 0: no limit asked
-	calmSince time.Time
+	target    uint64    // bits/s; 0: no limit asked
+	calmSince time.Time // the last time a destination was behind
+	lastRaise time.Time
 	lastDrop  map[string]uint64
 }
 
 const (
 	congestionCalm = 5 * time.Second
-	minTarget      = 150_000
+	// raiseEvery: once calm, the target rises by a fifth this often, so
+	// that a stream cut to a quarter is back in about 15 s.
+	raiseEvery = 2 * time.Second
+	minTarget  = 150_000
 	// behindAfter: a destination with more media than this queued is
 	// behind.
-	behindAfter = time.Second
+	behindAfter = 500 * time.Millisecond
 )
 
 // update returns the new target and true when the browser should be told.
@@ -47,7 +51,7 @@ func (c *congestion) update(now time.Time, bitrateIn uint64, dests []destination
 		if dropped || time.Duration(d.QueuedMS)*time.Millisecond > behindAfter {
 			behind = true
 			if d.BitrateOut > 0 {
-				t = min(t, d.BitrateOut*6/10)
+				t = min(t, d.BitrateOut/2)
 			}
 		}
 	}
@@ -59,12 +63,12 @@ func (c *congestion) update(now time.Time, bitrateIn uint64, dests []destination
 			c.target = t
 			return t, true
 		}
-	case c.target != 0 && now.Sub(c.calmSince) >= congestionCalm:
-		c.calmSince = now
+	case c.target != 0 && now.Sub(c.calmSince) >= congestionCalm && now.Sub(c.lastRaise) >= raiseEvery:
+		c.lastRaise = now
 		if c.target > 2*max(bitrateIn, minTarget) {
 			c.target = 0 // far above what the browser sends: no limit
 		} else {
-			c.target = c.target * 11 / 10
+			c.target = c.target * 6 / 5
 		}
 		return c.target, true
 	}
