@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -182,6 +183,22 @@ func (c *chromium) Screenshot(path string) error {
 		return fmt.Errorf("chromium: screenshot: %w", err)
 	}
 	return os.WriteFile(path, png, 0o644)
+}
+
+// SetViewport makes the page width × height CSS pixels, as a phone
+// (touch, device scale 2) when mobile.
+func (c *chromium) SetViewport(width, height int, mobile bool) error {
+	ctx, cancel := c.timeout(10 * time.Second)
+	defer cancel()
+	scale := 1.0
+	if mobile {
+		scale = 2
+	}
+	_, err := chromedp.Run(ctx, chromedp.EmulateViewport(int64(width), int64(height), func(p *emulation.SetDeviceMetricsOverrideParams, _ *emulation.SetTouchEmulationEnabledParams) {
+		p.DeviceScaleFactor = scale
+		p.Mobile = mobile
+	}))
+	return err
 }
 
 // Close closes the browser gracefully (10 s at most), then makes sure no

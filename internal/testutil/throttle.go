@@ -14,12 +14,13 @@ import (
 // while it runs): a slow link for congestion tests. Close (also run at the
 // test's cleanup) ends it and every connection.
 type Throttle struct {
-	Addr string
-	rate atomic.Int64
-	ln   net.Listener
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	conn []net.Conn
+	Addr   string
+	rate   atomic.Int64
+	refuse atomic.Bool
+	ln     net.Listener
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conn   []net.Conn
 }
 
 // StartThrottle starts a proxy to target at rate bytes a second.
@@ -38,6 +39,10 @@ func StartThrottle(t testing.TB, target string, rate int64) *Throttle {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if p.refuse.Load() {
+				_ = c.Close() // the network is down
+				continue
 			}
 			// A small receive buffer: a slow link does not hide megabytes
 			// in the kernel.
@@ -58,6 +63,10 @@ func StartThrottle(t testing.TB, target string, rate int64) *Throttle {
 	t.Cleanup(p.Close)
 	return p
 }
+
+// Refuse makes the proxy close new connections at once (on), as a network
+// that is down; off lets them through again.
+func (p *Throttle) Refuse(on bool) { p.refuse.Store(on) }
 
 // SetRate changes the limit.
 func (p *Throttle) SetRate(rate int64) { p.rate.Store(rate) }

@@ -299,7 +299,7 @@ export class Publication extends EventTarget {
     ingest = 'auto',
     videoBitsPerSecond = 2_500_000,
     audioBitsPerSecond = 128_000,
-    timeslice = 250,
+    timeslice = 100, // ms of recording per chunk: 250 added 150 ms of glass-to-RTMP latency (docs/benchmarks.md)
     readyTimeout = 20_000,
     profile,
     keys,
