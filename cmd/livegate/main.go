@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/livegate/livegate/internal/auth"
 	"github.com/livegate/livegate/internal/config"
 	"github.com/livegate/livegate/internal/ingest/mediarecorder"
 	"github.com/livegate/livegate/internal/metrics"
@@ -35,7 +36,7 @@ import (
 const shutdownGrace = 10 * time.Second
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "livegate:", err)
 			os.Exit(1)
@@ -43,11 +44,44 @@ func main() {
 	}
 }
 
-func run(args []string, stderr io.Writer) error {
+// run is livegate with its command-line arguments: the token commands, or the server
+// until SIGTERM or Ctrl-C.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "token" {
+		return runToken(args[1:], stdin, stdout, stderr)
+	}
+	cfg, err := configure(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, log, nil)
+}
+
+const usage = `Usage: livegate [flags]
+       livegate token new|hash|sign [flags]   (tokens to publish with; livegate token -help)
+
+livegate publishes a browser's camera and microphone to RTMP(S) destinations.
+With no flags it runs on defaults: the studio page on http://127.0.0.1:8080 and
+the built-in RTMP receiver as its one destination, and anyone on this machine may
+publish. On an address other machines reach, livegate needs tokens (auth.tokens
+in the config; livegate token new) or, to let anyone there publish,
+auth.allow_anonymous: true. Browsers allow the camera only on localhost or over
+HTTPS: for other machines on a LAN you trust, try
+  echo 'auth: {allow_anonymous: true}' > lan.yaml
+  livegate -config lan.yaml -listen :8443 -tls-self-signed
+
+Flags:
+`
+
+// configure reads the flags and the configuration file, and checks the result.
+func configure(args []string, stderr io.Writer) (*config.Config, error) {
 	fl := flag.NewFlagSet("livegate", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: livegate [flags]\n\nlivegate publishes a browser's camera and microphone to RTMP(S) destinations.\nWith no flags it runs on defaults: the studio page on http://127.0.0.1:8080 and\nthe built-in RTMP receiver as its one destination. Browsers allow the camera only\non localhost or over HTTPS: for other machines on a LAN, try\n  livegate -listen :8443 -tls-self-signed\n\nFlags:\n")
+		fmt.Fprint(stderr, usage)
 		fl.PrintDefaults()
 	}
 	configPath := fl.String("config", "", "YAML configuration `file` (all fields optional; see docs/config.example.yaml)")
@@ -57,17 +91,17 @@ func run(args []string, stderr io.Writer) error {
 	logFormat := fl.String("log-format", "", "log `format`: text or json (overrides log.format)")
 	tlsSelfSigned := fl.Bool("tls-self-signed", false, "serve HTTPS with a certificate made at start, for a LAN; its fingerprint is logged\nand changes at each start (same as tls.self_signed: true)")
 	if err := fl.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
 	if fl.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q; see livegate -help", fl.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q; see livegate -help", fl.Arg(0))
 	}
 
 	cfg := config.Default()
 	if *configPath != "" {
 		var err error
 		if cfg, err = config.Load(*configPath); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if *listen != "" {
@@ -85,19 +119,17 @@ func run(args []string, stderr io.Writer) error {
 	if *tlsSelfSigned {
 		cfg.TLS.SelfSigned = true
 	}
+	// Flags change the file's settings, so the whole is checked again: -listen :8443
+	// needs tokens or auth.allow_anonymous as listen: :8443 does.
 	if err := cfg.Validate(); err != nil {
-		return err
+		return nil, err
 	}
 	ffmpeg, err := exec.LookPath(cfg.FFmpeg.Path)
 	if err != nil {
-		return fmt.Errorf("ffmpeg is needed for audio (Opus to AAC) and VP8 video: install it (apt-get install ffmpeg) or set ffmpeg.path in the config: %w", err)
+		return nil, fmt.Errorf("ffmpeg is needed for audio (Opus to AAC) and VP8 video: install it (apt-get install ffmpeg) or set ffmpeg.path in the config: %w", err)
 	}
 	cfg.FFmpeg.Path = ffmpeg
-	log := newLogger(cfg.Log, stderr)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, cfg, log, nil)
+	return cfg, nil
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -169,27 +201,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 
 	m := metrics.New()
+	pub, err := publishHandler(cfg, log.With("component", "publish"), m, dests, profiles)
+	if err != nil {
+		return err
+	}
 	pubCtx, cancelPub := context.WithCancel(context.Background())
 	defer cancelPub()
-	pub := &mediarecorder.Handler{
-		Log:        log.With("component", "publish"),
-		Metrics:    m,
-		FFmpegPath: cfg.FFmpeg.Path,
-		Encode: transcode.Options{
-			VideoBitrate:     cfg.Encode.VideoBitrate,
-			KeyframeInterval: cfg.Encode.KeyframeInterval,
-			X264Preset:       cfg.Encode.X264Preset,
-			AudioBitrate:     cfg.Encode.AudioBitrate,
-			AudioSampleRate:  cfg.Encode.AudioSampleRate,
-		},
-		Destinations:      dests,
-		Profiles:          profiles,
-		MaxSessions:       cfg.Limits.MaxSessions,
-		MaxMessageBytes:   cfg.Limits.MaxMessageBytes,
-		FirstMediaTimeout: cfg.Limits.FirstMediaTimeout,
-		IdleTimeout:       cfg.Limits.IdleTimeout,
-		ResumeWindow:      cfg.Limits.ResumeWindow,
-	}
 	pub.Initialize(pubCtx)
 
 	srv := &server.Server{
@@ -217,9 +234,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		log.Info("TLS: this run's certificate is self-signed, and browsers warn about it until you accept it; before you do, check that the SHA-256 fingerprint the browser shows is this one (a new certificate, with a new fingerprint, is made at each start)",
 			"sha256", server.Fingerprint(cert.Leaf.Raw), "urls", strings.Join(urls, " "))
 		if host, _, _ := net.SplitHostPort(srv.Addr().String()); net.ParseIP(host).IsLoopback() {
-			log.Warn("TLS: livegate listens on a loopback address, which only this machine can reach, and where browsers allow the camera without HTTPS; for other machines on the LAN, listen on all interfaces (-listen :8443)")
+			log.Warn("TLS: livegate listens on a loopback address, which only this machine can reach, and where browsers allow the camera without HTTPS; for other machines on the LAN, listen on all interfaces (-listen :8443), with tokens (auth.tokens) or auth.allow_anonymous: true in the config")
 		}
 	}
+	logAuth(log, cfg, urls)
 	attrs := []any{"url", urls[0], "destinations", strings.Join(names, ",")}
 	if len(urls) > 1 {
 		attrs = append(attrs, "urls", strings.Join(urls, " "))
@@ -241,6 +259,71 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return err
 	}
 	return nil
+}
+
+// publishHandler returns the publish WebSocket as cfg configures it, not initialized.
+func publishHandler(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, dests map[string]mediarecorder.Destination, profiles map[string]session.Profile) (*mediarecorder.Handler, error) {
+	verify, err := verifier(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	return &mediarecorder.Handler{
+		Log:        log,
+		Metrics:    m,
+		FFmpegPath: cfg.FFmpeg.Path,
+		Encode: transcode.Options{
+			VideoBitrate:     cfg.Encode.VideoBitrate,
+			KeyframeInterval: cfg.Encode.KeyframeInterval,
+			X264Preset:       cfg.Encode.X264Preset,
+			AudioBitrate:     cfg.Encode.AudioBitrate,
+			AudioSampleRate:  cfg.Encode.AudioSampleRate,
+		},
+		Destinations:          dests,
+		Profiles:              profiles,
+		MaxSessions:           cfg.Limits.MaxSessions,
+		MaxSessionsPerAddress: cfg.Limits.MaxSessionsPerAddress,
+		MaxSessionLength:      cfg.Limits.MaxSessionLength,
+		MaxIngestBitrate:      int64(cfg.Limits.MaxIngestBitrate),
+		MaxMessageBytes:       cfg.Limits.MaxMessageBytes,
+		FirstMediaTimeout:     cfg.Limits.FirstMediaTimeout,
+		IdleTimeout:           cfg.Limits.IdleTimeout,
+		ResumeWindow:          cfg.Limits.ResumeWindow,
+		Auth:                  verify,
+		AllowedOrigins:        cfg.Auth.AllowedOrigins,
+	}, nil
+}
+
+// verifier returns what the publish handler checks tokens with. Publishing needs no
+// token when auth: configures none (on loopback only, which config checks) or allows
+// anonymous publishing.
+func verifier(a config.Auth) (*auth.Verifier, error) {
+	v := &auth.Verifier{Anonymous: a.Anonymous() || a.AllowAnonymous}
+	for _, t := range a.Tokens {
+		h, err := auth.ParseHash(t.Hash)
+		if err != nil { // config has checked it
+			return nil, fmt.Errorf("auth.tokens %s: %w", t.Name, err)
+		}
+		v.Static = append(v.Static, auth.StaticToken{Name: t.Name, Hash: h, Grant: auth.Grant{
+			Destinations: t.Destinations, Profiles: t.Profiles, MaxBitrate: int64(t.MaxBitrate)}})
+	}
+	for _, k := range a.SigningKeys {
+		v.Keys = append(v.Keys, auth.SigningKey{ID: k.ID, Secret: k.Secret})
+	}
+	return v, nil
+}
+
+// logAuth says once at start who may publish.
+func logAuth(log *slog.Logger, cfg *config.Config, urls []string) {
+	a := cfg.Auth
+	switch {
+	case !a.Anonymous():
+		log.Info("publishing needs a token", "tokens", len(a.Tokens), "signing_keys", len(a.SigningKeys), "allowed_origins", strings.Join(a.AllowedOrigins, " "))
+	case cfg.LoopbackOnly():
+		log.Info("no tokens are configured: anyone on this machine may publish, and livegate listens on loopback only; to let other machines publish, add tokens (livegate token new, then auth.tokens in the config) or a signing key (auth.signing_keys)")
+	default:
+		log.Warn("auth.allow_anonymous: anyone who reaches livegate may publish to every destination, without a token; to require one, add tokens (livegate token new, then auth.tokens in the config) and remove allow_anonymous",
+			"urls", strings.Join(urls, " "))
+	}
 }
 
 // tlsCertificate returns the certificate to serve HTTPS with, if any, and the

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,10 +27,16 @@ import (
 // is ready.
 func startServe(t *testing.T, cfg *config.Config) *server.Server {
 	t.Helper()
+	return startServeLog(t, cfg, testutil.Logger())
+}
+
+// startServeLog is startServe with log.
+func startServeLog(t *testing.T, cfg *config.Config, log *slog.Logger) *server.Server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *server.Server, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, testutil.Logger(), func(s *server.Server) { ready <- s }) }()
+	go func() { done <- serve(ctx, cfg, log, func(s *server.Server) { ready <- s }) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -175,13 +182,13 @@ func TestTLSFlag(t *testing.T) {
 	cfgFile := write("livegate.yaml", []byte("tls:\n  cert: "+certFile+"\n  key: "+keyFile+"\n"))
 
 	var stderr bytes.Buffer
-	err = run([]string{"-config", cfgFile, "-tls-self-signed"}, &stderr)
+	err = run([]string{"-config", cfgFile, "-tls-self-signed"}, strings.NewReader(""), io.Discard, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "config: tls: has both self_signed: true (or -tls-self-signed) and cert/key") {
 		t.Fatalf("run: %v, want the conflict of -tls-self-signed with cert and key", err)
 	}
 
 	stderr.Reset()
-	if err := run([]string{"-help"}, &stderr); err == nil || !strings.Contains(stderr.String(), "-tls-self-signed") {
+	if err := run([]string{"-help"}, strings.NewReader(""), io.Discard, &stderr); err == nil || !strings.Contains(stderr.String(), "-tls-self-signed") {
 		t.Errorf("-help does not list -tls-self-signed: %q", stderr.String())
 	}
 }

@@ -21,7 +21,9 @@ type Config struct {
 	// It serves HTTPS when TLS is enabled and TLS.Listen is empty.
 	Listen string
 	// TLS makes livegate serve HTTPS.
-	TLS    TLS
+	TLS TLS
+	// Auth says who may publish.
+	Auth   Auth
 	Log    Log
 	FFmpeg FFmpeg
 	// Receiver is the built-in RTMP receiver.
@@ -59,6 +61,47 @@ type TLS struct {
 // Enabled tells whether livegate serves HTTPS.
 func (t TLS) Enabled() bool { return t.Cert != "" || t.Key != "" || t.SelfSigned }
 
+// Auth says who may publish. With no Tokens and no SigningKeys, publishing needs no token
+// (Anonymous), and then every listen address must be a loopback one unless
+// AllowAnonymous: anyone on this machine may publish, and nobody else unless the operator
+// says so.
+type Auth struct {
+	// Tokens are the static tokens, each kept as its SHA-256 only.
+	Tokens []Token
+	// SigningKeys verify the signed tokens that a web application's backend mints for its
+	// users (auth.Sign; livegate token sign).
+	SigningKeys []SigningKey
+	// AllowAnonymous lets anyone who reaches livegate publish without a token, on any
+	// listen address. Not together with Tokens or SigningKeys.
+	AllowAnonymous bool
+	// AllowedOrigins are the other web origins whose pages may publish, as
+	// scheme://host[:port] where the host may hold path.Match wildcards
+	// (https://*.example.com). The page's own origin always may.
+	AllowedOrigins []string
+}
+
+// Anonymous tells whether publishing needs no token: no tokens and no signing keys are
+// configured.
+func (a Auth) Anonymous() bool { return len(a.Tokens) == 0 && len(a.SigningKeys) == 0 }
+
+// Token is a static token: a secret the operator gives a streamer or an application,
+// which livegate knows only by its hash.
+type Token struct {
+	// Name names the token in logs (the broadcast's subject); unique.
+	Name string
+	// Hash is "sha256:" and the 64 hex digits of the token's SHA-256 (auth.HashToken),
+	// as livegate token new and livegate token hash print it.
+	Hash string
+	// Destinations the token may publish to; nil: all.
+	Destinations []string
+	// Profiles the token may ask for; nil: all. A broadcast that asks for no profile
+	// (the video as it is sent) is always allowed.
+	Profiles []string
+	// MaxBitrate caps the ingest bit rate of the token's broadcasts, bits per second,
+	// below Limits.MaxIngestBitrate; 0: only that limit.
+	MaxBitrate int
+}
+
 // Log configures the process logger.
 type Log struct {
 	Level  string // debug, info, warn or error
@@ -83,11 +126,14 @@ type Receiver struct {
 
 // Limits bound everything that comes from the network.
 type Limits struct {
-	MaxSessions       int           // concurrent broadcasts
-	MaxMessageBytes   int64         // largest WebSocket message
-	FirstMediaTimeout time.Duration // from connect to the first media bytes
-	IdleTimeout       time.Duration // longest gap between media messages
-	ResumeWindow      time.Duration // how long a lost broadcast waits for its browser; 0: not at all
+	MaxSessions           int           // concurrent broadcasts
+	MaxSessionsPerAddress int           // concurrent broadcasts from one client IP address; 0: no bound
+	MaxSessionLength      time.Duration // longest broadcast; 0: no bound
+	MaxIngestBitrate      int           // bits per second from one broadcast, over 5 s; 0: no bound
+	MaxMessageBytes       int64         // largest WebSocket message
+	FirstMediaTimeout     time.Duration // from connect to the first media bytes
+	IdleTimeout           time.Duration // longest gap between media messages
+	ResumeWindow          time.Duration // how long a lost broadcast waits for its browser; 0: not at all
 }
 
 // Encode configures the encoders, used only for tracks that must be transcoded.
@@ -107,6 +153,9 @@ const (
 	defaultFFmpegPath        = "ffmpeg"
 	defaultReceiverListen    = "127.0.0.1:1935"
 	defaultMaxSessions       = 16
+	defaultMaxPerAddress     = 4
+	defaultMaxSessionLength  = 12 * time.Hour
+	defaultMaxIngestBitrate  = 20_000_000
 	defaultMaxMessageBytes   = 4 << 20
 	defaultFirstMediaTimeout = 15 * time.Second
 	defaultIdleTimeout       = 10 * time.Second
@@ -142,11 +191,14 @@ func defaultsWithoutDestinations() *Config {
 			Listen:  defaultReceiverListen,
 		},
 		Limits: Limits{
-			MaxSessions:       defaultMaxSessions,
-			MaxMessageBytes:   defaultMaxMessageBytes,
-			FirstMediaTimeout: defaultFirstMediaTimeout,
-			IdleTimeout:       defaultIdleTimeout,
-			ResumeWindow:      defaultResumeWindow,
+			MaxSessions:           defaultMaxSessions,
+			MaxSessionsPerAddress: defaultMaxPerAddress,
+			MaxSessionLength:      defaultMaxSessionLength,
+			MaxIngestBitrate:      defaultMaxIngestBitrate,
+			MaxMessageBytes:       defaultMaxMessageBytes,
+			FirstMediaTimeout:     defaultFirstMediaTimeout,
+			IdleTimeout:           defaultIdleTimeout,
+			ResumeWindow:          defaultResumeWindow,
 		},
 		Encode: Encode{
 			VideoBitrate:     defaultVideoBitrate,
@@ -177,7 +229,8 @@ func builtinDestination() Destination {
 // one per line, so that the operator can fix them in one go.
 //
 // Stream keys given with key_env and key_file are read here (and by Load), from the
-// environment and the file system, into Destination.Key.
+// environment and the file system, into Destination.Key; so are the signing keys' secrets
+// (secret_env, secret_file), into SigningKey.Secret.
 func Parse(data []byte) (*Config, error) {
 	return parse(data, "")
 }

@@ -24,11 +24,14 @@ func TestDefault(t *testing.T) {
 		FFmpeg:   FFmpeg{Path: "ffmpeg"},
 		Receiver: Receiver{Enabled: true, Listen: "127.0.0.1:1935"},
 		Limits: Limits{
-			MaxSessions:       16,
-			MaxMessageBytes:   4 << 20,
-			FirstMediaTimeout: 15 * time.Second,
-			IdleTimeout:       10 * time.Second,
-			ResumeWindow:      10 * time.Second,
+			MaxSessions:           16,
+			MaxSessionsPerAddress: 4,
+			MaxSessionLength:      12 * time.Hour,
+			MaxIngestBitrate:      20_000_000,
+			MaxMessageBytes:       4 << 20,
+			FirstMediaTimeout:     15 * time.Second,
+			IdleTimeout:           10 * time.Second,
+			ResumeWindow:          10 * time.Second,
 		},
 		Encode: Encode{
 			VideoBitrate:     2_500_000,
@@ -94,11 +97,24 @@ func TestParseEmptyGivesDefault(t *testing.T) {
 }
 
 func TestLoadExample(t *testing.T) {
+	secret := strings.Repeat("s", 64)
+	t.Setenv("LIVEGATE_SIGNING_KEY", secret)
 	c, err := Load(filepath.Join("..", "..", "docs", "config.example.yaml"))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	want := Default()
+	want.Auth = Auth{
+		Tokens: []Token{{
+			Name:         "studio",
+			Hash:         "sha256:bcfb01d2710693bfc0a95e74279a94571b84ff6c2acb30e620b1b97e9ed73138",
+			Destinations: []string{"local", "youtube"},
+			Profiles:     []string{"720p", "1080p"},
+			MaxBitrate:   8_000_000,
+		}},
+		SigningKeys:    []SigningKey{{ID: "k1", SecretEnv: "LIVEGATE_SIGNING_KEY", Secret: []byte(secret)}},
+		AllowedOrigins: []string{"https://app.example.com"},
+	}
 	want.Destinations = map[string]Destination{
 		"youtube": {
 			Name:        "youtube",
@@ -145,7 +161,7 @@ func TestParseValid(t *testing.T) {
 		in   string
 		want func(c *Config)
 	}{
-		{"listen all interfaces", "listen: :9000", func(c *Config) { c.Listen = ":9000" }},
+		{"listen all interfaces", "listen: :9000\nauth: {allow_anonymous: true}", func(c *Config) { c.Listen = ":9000"; c.Auth.AllowAnonymous = true }},
 		{"listen ipv6", `listen: "[::1]:8080"`, func(c *Config) { c.Listen = "[::1]:8080" }},
 		{"listen port 0", "listen: 127.0.0.1:0", func(c *Config) { c.Listen = "127.0.0.1:0" }},
 		{"listen host name", "listen: localhost:65535", func(c *Config) { c.Listen = "localhost:65535" }},
@@ -168,7 +184,8 @@ func TestParseValid(t *testing.T) {
 			"limits",
 			"limits: {max_sessions: 10000, max_message_bytes: 64KiB, first_media_timeout: 5m, idle_timeout: 1s}",
 			func(c *Config) {
-				c.Limits = Limits{MaxSessions: 10000, MaxMessageBytes: 64 << 10, FirstMediaTimeout: 5 * time.Minute, IdleTimeout: time.Second, ResumeWindow: 10 * time.Second}
+				c.Limits = Limits{MaxSessions: 10000, MaxSessionsPerAddress: 4, MaxSessionLength: 12 * time.Hour, MaxIngestBitrate: 20_000_000,
+					MaxMessageBytes: 64 << 10, FirstMediaTimeout: 5 * time.Minute, IdleTimeout: time.Second, ResumeWindow: 10 * time.Second}
 			},
 		},
 		{"limits min sessions", "limits: {max_sessions: 1}", func(c *Config) { c.Limits.MaxSessions = 1 }},
@@ -384,10 +401,10 @@ func TestParseBadValues(t *testing.T) {
 		{"description list", "destinations: {x: {url: rtmp://h/a/k, description: [a]}}", []string{"destinations.x.description: a list is not a string"}},
 		{"destinations list", "destinations: [yt]", []string{"config: line 1: destinations: a list is not a mapping; write one NAME: {...} entry per line"}},
 		{"destination scalar", "destinations: {yt: 'rtmp://h/a/k'}", []string{`destinations.yt: "rtmp://h/a/k" is not a mapping; destinations.yt holds the fields url, preset, server, key, key_env, key_file, key_from_client, key_pattern, builtin, description, profile, profiles`}},
-		{"section scalar", "limits: 5", []string{"config: line 1: limits: 5 is not a mapping; limits holds the fields max_sessions, max_message_bytes, first_media_timeout, idle_timeout"}},
-		{"top level list", "- listen: :80", []string{"config: line 1: a list is not a mapping; the file holds the fields listen, tls, log, ffmpeg, receiver, limits, encode, profiles, destinations"}},
+		{"section scalar", "limits: 5", []string{"config: line 1: limits: 5 is not a mapping; limits holds the fields max_sessions, max_sessions_per_address, max_session_length, max_ingest_bitrate, max_message_bytes"}},
+		{"top level list", "- listen: :80", []string{"config: line 1: a list is not a mapping; the file holds the fields listen, tls, auth, log, ffmpeg, receiver, limits, encode, profiles, destinations"}},
 		{"top level scalar", "hello", []string{`config: line 1: "hello" is not a mapping; the file holds the fields listen`}},
-		{"duplicate field", "listen: :1\nlisten: :2", []string{"config: line 2: listen: given twice (lines 1 and 2); keep one"}},
+		{"duplicate field", "listen: 127.0.0.1:1\nlisten: 127.0.0.1:2", []string{"config: line 2: listen: given twice (lines 1 and 2); keep one"}},
 		{"duplicate destination", "destinations:\n  a: {builtin: true}\n  a: {builtin: true}", []string{"config: line 3: destinations.a: given twice (lines 2 and 3); keep one"}},
 		{"two documents", "listen: :1\n---\nlisten: :2\n", []string{"config: line 2: the file holds more than one YAML document (---); keep one"}},
 		{"syntax", "listen: [", []string{"config: line 1: did not find expected node content"}},
@@ -424,8 +441,8 @@ func TestUnknownFields(t *testing.T) {
 	}{
 		{
 			"top level",
-			"listen: :1\nlog: {level: info}\nlistn: :2\n",
-			`config: line 3: field "listn" is not known; allowed fields here: listen, tls, log, ffmpeg, receiver, limits, encode, profiles, destinations`,
+			"listen: 127.0.0.1:1\nlog: {level: info}\nlistn: :2\n",
+			`config: line 3: field "listn" is not known; allowed fields here: listen, tls, auth, log, ffmpeg, receiver, limits, encode, profiles, destinations`,
 		},
 		{"log", "log:\n  lvl: debug\n", `config: line 2: log: field "lvl" is not known; allowed fields here: level, format`},
 		{"ffmpeg", "ffmpeg: {bin: x}", `config: line 1: ffmpeg: field "bin" is not known; allowed fields here: path`},
@@ -433,7 +450,7 @@ func TestUnknownFields(t *testing.T) {
 		{
 			"limits",
 			"limits:\n  max_sessions: 3\n  max_sesions: 4\n",
-			`config: line 3: limits: field "max_sesions" is not known; allowed fields here: max_sessions, max_message_bytes, first_media_timeout, idle_timeout, resume_window`,
+			`config: line 3: limits: field "max_sesions" is not known; allowed fields here: max_sessions, max_sessions_per_address, max_session_length, max_ingest_bitrate, max_message_bytes, first_media_timeout, idle_timeout, resume_window`,
 		},
 		{
 			"encode",
@@ -487,6 +504,15 @@ func TestStrictDecoderAgrees(t *testing.T) {
 		"tls: {crt: x}",
 		"tls: {self_signed: sure}",
 		"limits: {max_sessions: 1.5}", // yaml.v3 would truncate it; the walker refuses it
+		"limits: {max_sessions_per_address: 2, max_session_length: 1h, max_ingest_bitrate: 5M}",
+		"auth: {tokens: [{name: a, hash: x, destinations: [local], profiles: [720p], max_bitrate: 4M}]}",
+		"auth: {tokens: [{nme: a}]}",
+		"auth: {tokens: lgt_x}",
+		"auth: {tokens: [lgt_x]}",
+		"auth: {signing_keys: [{id: k, secret_env: X, secret_file: /x}]}",
+		"auth: {signing_keys: [{id: k, secret: x}]}",
+		"auth: {allow_anonymous: true, allowed_origins: [https://a.example.com]}",
+		"auth: {allowed_origins: https://a.example.com}",
 		"destinations:\n  a: &d {url: rtmp://h/app/k}\n  b:\n    <<: *d\n",
 	} {
 		_, _, probs := decode([]byte(in))
@@ -532,7 +558,7 @@ destinations:
 		`config: line 5: limits.max_sessions: 0 is out of range; use 1..10000`,
 		`config: line 6: limits.max_message_bytes: "4XB" is not a size; use a number of bytes or a size such as 512KiB, 4MiB or 4MB`,
 		`config: line 7: limits.idle_timeout: 10 has no unit; write 10s for seconds, or use a Go duration such as 500ms, 15s or 1m30s`,
-		`config: line 8: limits: field "max_sesions" is not known; allowed fields here: max_sessions, max_message_bytes, first_media_timeout, idle_timeout, resume_window`,
+		`config: line 8: limits: field "max_sesions" is not known; allowed fields here: max_sessions, max_sessions_per_address, max_session_length, max_ingest_bitrate, max_message_bytes, first_media_timeout, idle_timeout, resume_window`,
 		`config: line 10: encode.x264_preset: "slow" is not allowed; use one of ultrafast, superfast, veryfast, faster, fast, medium`,
 		`config: line 12: destinations.YT: the name "YT" is not allowed; use 1..32 of a-z, 0-9, _ and -, starting with a-z or 0-9`,
 		`config: line 13: destinations.YT.url: scheme "http" is not allowed; use rtmp:// or rtmps://`,
@@ -662,7 +688,7 @@ func TestLoad(t *testing.T) {
 		if err == nil {
 			t.Fatal("Load: no error")
 		}
-		want := "config " + p + `: line 1: field "listn" is not known; allowed fields here: listen, tls, log, ffmpeg, receiver, limits, encode, profiles, destinations` + "\n" +
+		want := "config " + p + `: line 1: field "listn" is not known; allowed fields here: listen, tls, auth, log, ffmpeg, receiver, limits, encode, profiles, destinations` + "\n" +
 			"config " + p + ": line 2: limits.max_sessions: 0 is out of range; use 1..10000"
 		if err.Error() != want {
 			t.Fatalf("error\n%s\nwant\n%s", err, want)

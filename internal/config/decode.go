@@ -22,6 +22,7 @@ import (
 type fileConfig struct {
 	Listen       *string                    `yaml:"listen"`
 	TLS          fileTLS                    `yaml:"tls"`
+	Auth         fileAuth                   `yaml:"auth"`
 	Log          fileLog                    `yaml:"log"`
 	FFmpeg       fileFFmpeg                 `yaml:"ffmpeg"`
 	Receiver     fileReceiver               `yaml:"receiver"`
@@ -36,6 +37,29 @@ type fileTLS struct {
 	Key        *string `yaml:"key"`
 	SelfSigned *bool   `yaml:"self_signed"`
 	Listen     *string `yaml:"listen"`
+}
+
+type fileAuth struct {
+	Tokens         []fileToken      `yaml:"tokens"`
+	SigningKeys    []fileSigningKey `yaml:"signing_keys"`
+	AllowAnonymous *bool            `yaml:"allow_anonymous"`
+	AllowedOrigins []string         `yaml:"allowed_origins"`
+}
+
+// fileToken is one of auth.tokens. Its lists are pointers: absent allows all, given
+// empty is refused.
+type fileToken struct {
+	Name         *string   `yaml:"name"`
+	Hash         *string   `yaml:"hash"`
+	Destinations *[]string `yaml:"destinations"`
+	Profiles     *[]string `yaml:"profiles"`
+	MaxBitrate   *bitrate  `yaml:"max_bitrate"`
+}
+
+type fileSigningKey struct {
+	ID         string `yaml:"id"`
+	SecretEnv  string `yaml:"secret_env"`
+	SecretFile string `yaml:"secret_file"`
 }
 
 type fileLog struct {
@@ -53,11 +77,14 @@ type fileReceiver struct {
 }
 
 type fileLimits struct {
-	MaxSessions       *int      `yaml:"max_sessions"`
-	MaxMessageBytes   *size     `yaml:"max_message_bytes"`
-	FirstMediaTimeout *duration `yaml:"first_media_timeout"`
-	IdleTimeout       *duration `yaml:"idle_timeout"`
-	ResumeWindow      *duration `yaml:"resume_window"`
+	MaxSessions           *int      `yaml:"max_sessions"`
+	MaxSessionsPerAddress *int      `yaml:"max_sessions_per_address"`
+	MaxSessionLength      *duration `yaml:"max_session_length"`
+	MaxIngestBitrate      *bitrate  `yaml:"max_ingest_bitrate"`
+	MaxMessageBytes       *size     `yaml:"max_message_bytes"`
+	FirstMediaTimeout     *duration `yaml:"first_media_timeout"`
+	IdleTimeout           *duration `yaml:"idle_timeout"`
+	ResumeWindow          *duration `yaml:"resume_window"`
 }
 
 type fileEncode struct {
@@ -271,6 +298,15 @@ func scalarTypeMessage(n *yaml.Node, k reflect.Kind) string {
 	}
 }
 
+// describe is describe(n) for the value at path, but for a scalar where a token or a
+// secret may have been written by mistake: that is not shown.
+func (w *walker) describe(n *yaml.Node, path string) string {
+	if n.Kind == yaml.ScalarNode && hiddenPathRE.MatchString(path) {
+		return "a single value"
+	}
+	return describe(n)
+}
+
 // describe shows a node in a message: a scalar as it was written, otherwise its kind.
 func describe(n *yaml.Node) string {
 	switch n.Kind {
@@ -353,7 +389,7 @@ func (w *walker) structure(n *yaml.Node, v reflect.Value, path string) {
 		if path != "" {
 			what = path
 		}
-		w.bad(n, path, "%s is not a mapping; %s holds the fields %s", describe(n), what, strings.Join(fieldNames(fields), ", "))
+		w.bad(n, path, "%s is not a mapping; %s holds the fields %s", w.describe(n, path), what, strings.Join(fieldNames(fields), ", "))
 		return
 	}
 	w.mapKeys(n, path, func(k, val *yaml.Node) {
@@ -391,7 +427,7 @@ func (w *walker) mapping(n *yaml.Node, v reflect.Value, path string) {
 // sequence decodes a list into a slice; its elements' paths are path[0], path[1]...
 func (w *walker) sequence(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.SequenceNode {
-		w.bad(n, path, "%s is not a list; write [a, b], or one - a per line", describe(n))
+		w.bad(n, path, "%s is not a list; write [a, b], or one - a per line", w.describe(n, path))
 		return
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -455,12 +491,20 @@ func (fc *fileConfig) apply(lines map[string]int) (*Config, []*problem) {
 	c := defaultsWithoutDestinations()
 	set(&c.Listen, fc.Listen)
 	tlsProbs := fc.TLS.apply(&c.TLS)
+	authProbs := fc.Auth.apply(&c.Auth, lines)
 	set(&c.Log.Level, fc.Log.Level)
 	set(&c.Log.Format, fc.Log.Format)
 	set(&c.FFmpeg.Path, fc.FFmpeg.Path)
 	set(&c.Receiver.Enabled, fc.Receiver.Enabled)
 	set(&c.Receiver.Listen, fc.Receiver.Listen)
 	set(&c.Limits.MaxSessions, fc.Limits.MaxSessions)
+	set(&c.Limits.MaxSessionsPerAddress, fc.Limits.MaxSessionsPerAddress)
+	if fc.Limits.MaxSessionLength != nil {
+		c.Limits.MaxSessionLength = time.Duration(*fc.Limits.MaxSessionLength)
+	}
+	if fc.Limits.MaxIngestBitrate != nil {
+		c.Limits.MaxIngestBitrate = int(*fc.Limits.MaxIngestBitrate)
+	}
 	if fc.Limits.MaxMessageBytes != nil {
 		c.Limits.MaxMessageBytes = int64(*fc.Limits.MaxMessageBytes)
 	}
@@ -500,7 +544,7 @@ func (fc *fileConfig) apply(lines map[string]int) (*Config, []*problem) {
 	if len(c.Destinations) == 0 && c.Receiver.Enabled {
 		c.Destinations[builtinName] = builtinDestination()
 	}
-	return c, append(probs, tlsProbs...)
+	return c, slices.Concat(probs, tlsProbs, authProbs)
 }
 
 // apply sets t from the file and reads the certificate and key it names. A path given

@@ -16,7 +16,7 @@ func TestParseProfiles(t *testing.T) {
 		want  map[string]Profile
 		names []string // ProfileNames()
 	}{
-		{"absent: the defaults", "listen: :1", defaultProfiles(), []string{"1080p", "720p", "480p"}},
+		{"absent: the defaults", "listen: 127.0.0.1:1", defaultProfiles(), []string{"1080p", "720p", "480p"}},
 		{"null: the defaults", "profiles:\n", defaultProfiles(), []string{"1080p", "720p", "480p"}},
 		{"empty: none", "profiles: {}", map[string]Profile{}, []string{}},
 		{
@@ -145,7 +145,7 @@ func TestProfileErrors(t *testing.T) {
 	}
 
 	// Both sizes missing: both said, on the profile's line.
-	_, err := Parse([]byte("listen: :1\nprofiles:\n  p: {fps: 25}\n"))
+	_, err := Parse([]byte("listen: 127.0.0.1:1\nprofiles:\n  p: {fps: 25}\n"))
 	want := "config: line 3: profiles.p.width: is missing; use an even number 160..3840\n" +
 		"config: line 3: profiles.p.height: is missing; use an even number 90..2160"
 	if err == nil || err.Error() != want {

@@ -151,13 +151,14 @@ func TestParseTLS(t *testing.T) {
 		{"empty", "tls: {}", TLS{}, nil},
 		{"self-signed off", "tls: {self_signed: false}", TLS{}, nil},
 		{"self-signed", "tls: {self_signed: true}", TLS{SelfSigned: true}, nil},
-		{"self-signed with listen", "tls: {self_signed: true, listen: ':8443'}", TLS{SelfSigned: true, Listen: ":8443"}, nil},
+		{"self-signed with listen", "tls: {self_signed: true, listen: '127.0.0.1:8443'}", TLS{SelfSigned: true, Listen: "127.0.0.1:8443"}, nil},
+		{"self-signed on all interfaces", "tls: {self_signed: true, listen: ':8443'}\nauth: {allow_anonymous: true}", TLS{SelfSigned: true, Listen: ":8443"}, nil},
 		{"pair, PKCS #8 ECDSA key", fmt.Sprintf("tls: {cert: %s, key: %s}", f.cert, f.key), TLS{Cert: f.cert, Key: f.key}, []string{"live.example.com"}},
 		{"pair, PKCS #1 RSA key", fmt.Sprintf("tls: {cert: %s, key: %s}", f.rsaCert, f.rsaKey), TLS{Cert: f.rsaCert, Key: f.rsaKey}, []string{"live.example.com"}},
 		{"pair, SEC 1 ECDSA key", fmt.Sprintf("tls: {cert: %s, key: %s}", f.ecCert, f.ecKey), TLS{Cert: f.ecCert, Key: f.ecKey}, []string{"live.example.com"}},
 		{
 			"pair with its own listen",
-			fmt.Sprintf("listen: ':80'\ntls:\n  cert: %s\n  key: %s\n  listen: ':443'\n", f.cert, f.key),
+			fmt.Sprintf("listen: ':80'\ntls:\n  cert: %s\n  key: %s\n  listen: ':443'\nauth: {allow_anonymous: true}\n", f.cert, f.key),
 			TLS{Cert: f.cert, Key: f.key, Listen: ":443"},
 			[]string{"live.example.com"},
 		},
@@ -283,7 +284,7 @@ func TestParseTLSBad(t *testing.T) {
 		{"listen not host:port", "tls: {self_signed: true, listen: '8443'}", []string{
 			`config: line 1: tls.listen: "8443" is not host:port`,
 		}},
-		{"listen same as listen", "listen: ':8443'\ntls:\n  self_signed: true\n  listen: 0.0.0.0:8443\n", []string{
+		{"listen same as listen", "listen: ':8443'\ntls:\n  self_signed: true\n  listen: 0.0.0.0:8443\nauth: {allow_anonymous: true}\n", []string{
 			`config: line 4: tls.listen: "0.0.0.0:8443" is the address of listen, which then serves plain HTTP to redirect to HTTPS; give them different ports, or remove tls.listen`,
 		}},
 		{"self_signed not a bool", "tls: {self_signed: yes please}", []string{
@@ -356,7 +357,7 @@ func TestTLSProblemsTogether(t *testing.T) {
 		},
 		{
 			"key does not match, and the same port twice",
-			fmt.Sprintf("listen: ':8080'\ntls:\n  cert: %s\n  key: %s\n  listen: ':8080'\n", f.cert, f.otherKey),
+			fmt.Sprintf("listen: ':8080'\ntls:\n  cert: %s\n  key: %s\n  listen: ':8080'\nauth: {allow_anonymous: true}\n", f.cert, f.otherKey),
 			[]string{
 				"config: line 4: tls.key: the private key in " + f.otherKey + " does not match",
 				`config: line 5: tls.listen: ":8080" is the address of listen`,

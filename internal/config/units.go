@@ -83,6 +83,16 @@ func (b *bitrate) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// ParseBitrate reads a bit rate written as in the configuration: bits per second, or with
+// k (1000), M or G: 128k, 2500k, 2.5M. Its error says what is allowed.
+func ParseBitrate(s string) (int, error) {
+	var b bitrate
+	if err := b.UnmarshalYAML(&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}); err != nil {
+		return 0, err
+	}
+	return int(b), nil
+}
+
 var quantityRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?) ?([A-Za-z]*)$`)
 
 // parseQuantity reads a non-negative decimal number with an optional unit (matched without

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,6 +31,32 @@ func TestFormat(t *testing.T) {
 	} {
 		if ca.got != ca.want {
 			t.Errorf("got %q, want %q", ca.got, ca.want)
+		}
+	}
+}
+
+func TestParseBitrate(t *testing.T) {
+	for _, ca := range []struct {
+		in   string
+		want int
+		err  string
+	}{
+		{"4M", 4_000_000, ""},
+		{"2.5M", 2_500_000, ""},
+		{"128k", 128_000, ""},
+		{"1000", 1000, ""},
+		{"1G", 1_000_000_000, ""},
+		{"4Mbps", 0, `"4Mbps" is not a bitrate; use bits per second or a rate such as 128k, 2500k or 2.5M`},
+		{"", 0, `"" is not a bitrate`},
+		{"1.5", 0, `"1.5" is not a whole number of bits per second`},
+		{"3G", 0, `"3G" is too large`},
+	} {
+		got, err := ParseBitrate(ca.in)
+		switch {
+		case ca.err == "" && (err != nil || got != ca.want):
+			t.Errorf("ParseBitrate(%q) = %d, %v; want %d", ca.in, got, err, ca.want)
+		case ca.err != "" && (err == nil || !strings.HasPrefix(err.Error(), ca.err)):
+			t.Errorf("ParseBitrate(%q) = %d, %v; want the error %q", ca.in, got, err, ca.err)
 		}
 	}
 }

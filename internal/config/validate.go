@@ -102,6 +102,7 @@ func (c *Config) problems() []*problem {
 
 	check("listen", checkListen(c.Listen))
 	c.tlsProblems(add)
+	c.authProblems(add)
 	check("log.level", oneOf(c.Log.Level, logLevels))
 	check("log.format", oneOf(c.Log.Format, logFormats))
 	check("ffmpeg.path", checkExecutable(c.FFmpeg.Path))
@@ -110,6 +111,15 @@ func (c *Config) problems() []*problem {
 	l := c.Limits
 	if l.MaxSessions < 1 || l.MaxSessions > 10000 {
 		add("limits.max_sessions", "%d is out of range; use 1..10000", l.MaxSessions)
+	}
+	if l.MaxSessionsPerAddress < 0 || l.MaxSessionsPerAddress > 10000 {
+		add("limits.max_sessions_per_address", "%d is out of range; use 0 (no bound) or 1..10000", l.MaxSessionsPerAddress)
+	}
+	if l.MaxSessionLength != 0 {
+		check("limits.max_session_length", inRange(l.MaxSessionLength, time.Minute, 168*time.Hour, "0 (no bound) or 1m..168h"))
+	}
+	if l.MaxIngestBitrate != 0 && (l.MaxIngestBitrate < minIngestBitrate || l.MaxIngestBitrate > maxIngestBitrate) {
+		add("limits.max_ingest_bitrate", "%s is out of range; use 0 (no bound) or %s", formatBitrate(l.MaxIngestBitrate), ingestBitrateRange)
 	}
 	if l.MaxMessageBytes < 64<<10 || l.MaxMessageBytes > 64<<20 {
 		add("limits.max_message_bytes", "%s is out of range; use 64KiB..64MiB", formatSize(l.MaxMessageBytes))
