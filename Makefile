@@ -28,18 +28,31 @@ unit: ## only the fast tests (no browsers, no nginx)
 e2e: deps-test ## only the end-to-end tests
 	go test -race -count=1 -timeout 20m -v ./e2e/
 
-lint: ## gofmt, go vet, staticcheck, go mod tidy check
+lint: ## gofmt, go vet, staticcheck, go mod tidy check, deploy/ manifests
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	go vet ./...
 	go run $(STATICCHECK) ./...
 	go mod tidy -diff
+	@$(MAKE) --no-print-directory deploy-check
 
-bench: deps-test ## CPU of one Chromium stream: livegate vs the seed's ffmpeg-per-stream, side by side (60 s)
-	LIVEGATE_BENCH_SECONDS=$${LIVEGATE_BENCH_SECONDS:-60} go test -run XXX -bench StreamCPU -benchtime 1x -timeout 15m -v ./e2e/
+bench: deps-test ## CPU of one Chromium stream vs the seed's ffmpeg-per-stream, and glass-to-RTMP latency of both ways in (60 s each)
+	LIVEGATE_BENCH_SECONDS=$${LIVEGATE_BENCH_SECONDS:-60} go test -run XXX -bench 'StreamCPU|GlassToRTMP' -benchtime 1x -timeout 15m -v ./e2e/
 
 screenshots: deps-test ## refresh the README's screenshots of the studio page
-	LIVEGATE_SCREENSHOT_DIR=$(CURDIR)/docs/img go test -count=1 -run 'TestChromiumToBuiltinReceiver|TestChromiumWatchesBackTheReceiver' ./e2e/
+	LIVEGATE_SCREENSHOT_DIR=$(CURDIR)/docs/img go test -count=1 -run 'TestChromiumToBuiltinReceiver|TestChromiumWatchesBackTheReceiver|TestStudioStates' ./e2e/
+
+# Tools run with `go run` at a pinned version, never added to go.mod.
+KUBECONFORM := github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0
+KUSTOMIZE := sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
+# Offline: the schemas are in the repository (deploy/kubernetes/schemas/generate.go).
+KUBECONFORM_FLAGS := -strict -summary -schema-location 'deploy/kubernetes/schemas/{{.ResourceKind}}{{.KindSuffix}}.json'
+
+.PHONY: deploy-check
+deploy-check: ## check deploy/: Kubernetes manifests against their schemas, as files and as kustomize builds them; configs, paths, probes
+	go run $(KUBECONFORM) $(KUBECONFORM_FLAGS) -skip Kustomization deploy/kubernetes/*.yaml
+	set -o pipefail; go run $(KUSTOMIZE) build deploy/kubernetes | go run $(KUBECONFORM) $(KUBECONFORM_FLAGS) -
+	go test -count=1 ./deploy/
 
 deps-run:
 	@scripts/deps.sh run
