@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livegate/livegate/internal/auth"
 	"github.com/livegate/livegate/internal/testutil"
 )
 
@@ -133,4 +134,56 @@ func TestStudioStates(t *testing.T) {
 		t.Errorf("the error says %q; want it to name youtube and say it could not connect", s)
 	}
 	shot("error")
+}
+
+// TestStudioToken: on a server with tokens, the studio refuses to go live
+// without one and says so at the token field; a token in the link's
+// fragment (which the browser never sends to a server) is taken out of
+// the address and used.
+func TestStudioToken(t *testing.T) {
+	token := auth.NewToken()
+	lg := startLivegate(t, fmt.Sprintf("receiver:\n  listen: 127.0.0.1:0\ndestinations:\n  local:\n    builtin: true\nauth:\n  tokens:\n    - name: studio\n      hash: %s\n", auth.HashToken(token)))
+	b := startChromium(t)
+	screenshotOnFailure(t, "studio", b)
+
+	if err := b.Navigate(lg.URL("/?destination=local&autostart=1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`document.body.dataset.state === 'error' && window.__livegate.lastError?.code === 'unauthorized'`, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var field struct {
+		Shown   bool `json:"shown"`
+		Focused bool `json:"focused"`
+	}
+	if err := evalInto(b, `({shown: !document.querySelector('#token-field').hidden, focused: document.activeElement?.id === 'token'})`, &field); err != nil {
+		t.Fatal(err)
+	}
+	if !field.Shown || !field.Focused {
+		t.Errorf("after the refusal the token field is shown %v, focused %v; want both", field.Shown, field.Focused)
+	}
+
+	// Another query: the same one with a fragment would not load the page again.
+	if err := b.Navigate(lg.URL("/?autostart=1&destination=local#token=" + token)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`window.__livegate.destinations?.local?.state === 'live'`, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var where string
+	if err := evalInto(b, `location.href + ' ' + JSON.stringify(window.__livegate)`, &where); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(where, token) {
+		t.Error("the token is still in the address or in window.__livegate")
+	}
+	if _, err := b.Eval(`window.__livegate.stop()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(`document.body.dataset.state === 'stopped'`, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(lg.Log(), token) {
+		t.Error("livegate logged the token")
+	}
 }

@@ -1099,6 +1099,34 @@ function maybeAutostart() {
   goLive();
 }
 
+// ---------------------------------------------------------------- publish token
+//
+// A server with tokens (docs/security.md) needs one in `start`. A web app can hand it over in
+// the address's fragment (#token=…, which browsers never send to a server), read once here
+// and taken out of the address; or the streamer types it after a refusal. Like stream keys,
+// it lives only in its field and is never stored, logged or put in window.__livegate.
+
+const tokenInput = $('token');
+const tokenField = $('token-field');
+{
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const given = fragment.get('token');
+  if (given) {
+    tokenInput.value = given.trim();
+    fragment.delete('token');
+    const rest = fragment.toString();
+    history.replaceState(null, '', location.pathname + location.search + (rest ? `#${rest}` : ''));
+  }
+  tokenField.addEventListener('submit', (ev) => ev.preventDefault());
+  tokenInput.addEventListener('input', () => tokenInput.removeAttribute('aria-invalid'));
+  tokenInput.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.isComposing && !el.golive.disabled) {
+      ev.preventDefault();
+      goLive();
+    }
+  });
+}
+
 // ---------------------------------------------------------------- going live
 
 function goLive() {
@@ -1122,7 +1150,7 @@ function goLive() {
 
   const p = publish(stream, {
     destinations: chosen, ingest: el.ingest.value, mimeType: encoders.mediarecorder || undefined,
-    profile: sendingProfile, keys: chosenKeys(),
+    profile: sendingProfile, keys: chosenKeys(), token: tokenInput.value.trim() || undefined,
   });
   pub = p;
   const mine = (fn) => (ev) => { if (pub === p) fn(ev); };
@@ -1213,7 +1241,12 @@ function goLive() {
     fail(code, message, errorText(d));
     renderHealth();
     renderDestinations();
-    if (code === 'missing_key' || code === 'bad_key') focusKey(message);
+    if (code === 'unauthorized' || code === 'destination_not_allowed') {
+      // The server wants a (different) token: show its field and go there.
+      tokenField.hidden = false;
+      tokenInput.setAttribute('aria-invalid', 'true');
+      tokenInput.focus();
+    } else if (code === 'missing_key' || code === 'bad_key') focusKey(message);
     else if (code === 'destination_failed') {
       // A key the destination refused: back to that key's field.
       const refused = failedDestinations().find((f) => keyInputs.has(f.name) && /stream key/i.test(f.reason || ''));
