@@ -598,24 +598,16 @@ func TestKubernetesWiring(t *testing.T) {
 	}
 }
 
-// shutdownGrace reads livegate's drain grace from cmd/livegate/main.go
-// (const shutdownGrace = 10 * time.Second), or skips t.
+// shutdownGrace is the longest drain grace of the configurations deployed: livegate's
+// default (config.Default), or the shutdown_grace the unit's or the ConfigMap's
+// configuration gives.
 func shutdownGrace(t *testing.T) time.Duration {
 	t.Helper()
-	src, err := os.ReadFile("../cmd/livegate/main.go")
-	if err != nil {
-		t.Fatal(err)
+	grace := config.Default().ShutdownGrace
+	for _, file := range []string{unitConfig, readK8s(t).configMapFile(t)} {
+		grace = max(grace, loadConfig(t, file).ShutdownGrace)
 	}
-	m := regexp.MustCompile(`\bshutdownGrace\s*=\s*([0-9]+)\s*\*\s*time\.(Millisecond|Second|Minute)\b`).FindSubmatch(src)
-	if m == nil {
-		t.Skip("cmd/livegate/main.go has no shutdownGrace = N * time.Unit any more: check the drain grace against TimeoutStopSec and terminationGracePeriodSeconds by hand, and update this test")
-	}
-	n, err := strconv.Atoi(string(m[1]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	unit := map[string]time.Duration{"Millisecond": time.Millisecond, "Second": time.Second, "Minute": time.Minute}[string(m[2])]
-	return time.Duration(n) * unit
+	return grace
 }
 
 // TestStopOutlastsDrain: systemd and Kubernetes wait for livegate's drain before they kill.
@@ -706,13 +698,23 @@ func TestProbesAnswer(t *testing.T) {
 			continue
 		}
 		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusOK:
-		case resp.StatusCode == http.StatusNotFound && p == "/readyz":
-			// TODO(issue #5): remove this case once livegate serves /readyz.
-			t.Logf("readiness probe %s: 404: livegate does not serve it yet (issue #5, part 5); pods would never become ready", p)
-		default:
+		if resp.StatusCode != http.StatusOK {
 			t.Errorf("%s probe %s: %s, want 200 OK", pr.kind, p, resp.Status)
+		}
+	}
+
+	// systemctl reload (ExecReload=kill -HUP): livegate reads its configuration again and
+	// goes on serving.
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if resp, err := client.Get(base + "/readyz"); err != nil {
+		t.Errorf("after SIGHUP: %v; livegate should go on serving", err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("/readyz after SIGHUP: %s, want 200 OK", resp.Status)
 		}
 	}
 
@@ -724,6 +726,9 @@ func TestProbesAnswer(t *testing.T) {
 	log.WriteString(<-rest)
 	if err != nil {
 		t.Errorf("livegate exited with %v after SIGTERM:\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), `msg="configuration reloaded: nothing changed"`) {
+		t.Errorf("the log does not say that SIGHUP reloaded the configuration:\n%s", log.String())
 	}
 	if took := time.Since(start); took > 15*time.Second {
 		t.Errorf("livegate took %v to stop with no broadcast", took)

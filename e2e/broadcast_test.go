@@ -371,10 +371,12 @@ func procCPU(pid int) float64 {
 	return (ut + st) / 100 // USER_HZ is 100 on Linux
 }
 
-// TestSIGTERMEndsBroadcasts: SIGTERM tells the live browser why its
-// broadcast ended, and livegate exits 0 with no child left (Stop checks).
+// TestSIGTERMEndsBroadcasts: SIGTERM drains. The live browser is told at once that the
+// server is restarting and when its broadcast will end, and stays live meanwhile, while
+// /readyz answers 503; at the end of shutdown_grace it is told why its broadcast ended;
+// livegate exits 0 with no child left (Stop checks).
 func TestSIGTERMEndsBroadcasts(t *testing.T) {
-	lg := startLivegate(t, "receiver:\n  listen: 127.0.0.1:0\n")
+	lg := startLivegate(t, "receiver:\n  listen: 127.0.0.1:0\nshutdown_grace: 3s\n")
 	b := startChromium(t)
 	screenshotOnFailure(t, "studio", b)
 	if err := b.Navigate(lg.URL("/?destination=local&autostart=1")); err != nil {
@@ -383,9 +385,34 @@ func TestSIGTERMEndsBroadcasts(t *testing.T) {
 	if err := b.WaitFor(`(window.__livegate.destinations||{}).local?.state === 'live'`, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	lg.Stop()
+	stopped := make(chan struct{})
+	go func() { // SIGTERM, then the wait for the exit; the test waits for it below
+		defer close(stopped)
+		lg.Stop()
+	}()
+	defer func() { <-stopped }()
+	began := time.Now()
+	if err := b.WaitFor(`window.__livegate.drainingUntil > 0 && document.querySelector('#status').textContent.startsWith('The server is restarting: your broadcast will end in ')`, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(lg.URL("/readyz")) //nolint:noctx // a test on loopback
+	if err != nil {
+		t.Fatalf("/readyz while draining: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining: %s, want 503", resp.Status)
+	}
+	time.Sleep(time.Second)
+	var state string
+	if err := evalInto(b, `document.body.dataset.state`, &state); err != nil || state != "live" {
+		t.Errorf("a second into the drain the page is %q (%v), want live", state, err)
+	}
 	if err := b.WaitFor(`window.__livegate.lastError?.code === 'shutting_down' && document.body.dataset.state === 'error'`, 10*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	if took := time.Since(began); took < 2*time.Second {
+		t.Errorf("the broadcast ended %v after SIGTERM, want at shutdown_grace (3 s)", took)
 	}
 	status, err := b.Eval(`document.querySelector('#status').textContent`)
 	if err != nil || !strings.Contains(status, "shutting down") {

@@ -95,8 +95,9 @@ type livegate struct {
 }
 
 // startLivegate writes configYAML plus a `listen: 127.0.0.1:PORT` line (on a
-// free port) to a file, starts the binary with -config FILE in its own
-// process group and working directory (a temp dir), and waits until
+// free port), and `shutdown_grace: 2s` unless it sets one, to a file,
+// starts the binary with -config FILE in its own process group and
+// working directory (a temp dir), and waits until
 // GET /healthz answers 200. The server's output is shown with t.Log if the
 // test fails; the test's cleanup calls Stop.
 func startLivegate(t testing.TB, configYAML string) *livegate {
@@ -117,6 +118,11 @@ func runLivegate(t testing.TB, bin string, env []string, configYAML string) *liv
 		yaml += "\n"
 	}
 	yaml += "listen: 127.0.0.1:" + strconv.Itoa(port) + "\n"
+	if !strings.Contains(yaml, "shutdown_grace:") {
+		// A broadcast still live at Stop drains for this long (the default, 10 s, is
+		// all of Stop's wait); a test of the drain sets its own.
+		yaml += "shutdown_grace: 2s\n"
+	}
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

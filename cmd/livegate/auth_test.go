@@ -54,6 +54,17 @@ func writeConfig(t *testing.T, yaml string) string {
 // error, with the error's code; or "refused" when the handshake is.
 func publishStart(t *testing.T, addr net.Addr, origin, token string) (typ, code string) {
 	t.Helper()
+	return publishStartFrom(t, addr, origin, "local", token)
+}
+
+// publishStartTo is publishStart to dest.
+func publishStartTo(t *testing.T, addr net.Addr, dest, token string) (typ, code string) {
+	t.Helper()
+	return publishStartFrom(t, addr, "", dest, token)
+}
+
+func publishStartFrom(t *testing.T, addr net.Addr, origin, dest, token string) (typ, code string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, port, _ := net.SplitHostPort(addr.String())
@@ -70,7 +81,7 @@ func publishStart(t *testing.T, addr net.Addr, origin, token string) (typ, code 
 	}
 	defer c.CloseNow()
 	// Safari's MP4 with H.264 and AAC: nothing to transcode.
-	start := map[string]any{"type": "start", "version": 1, "ingest": "mediarecorder", "mime": "video/mp4;codecs=avc1,mp4a.40.2", "destinations": []string{"local"}}
+	start := map[string]any{"type": "start", "version": 1, "ingest": "mediarecorder", "mime": "video/mp4;codecs=avc1,mp4a.40.2", "destinations": []string{dest}}
 	if token != "" {
 		start["token"] = token
 	}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -31,9 +32,9 @@ import (
 	"github.com/livegate/livegate/web"
 )
 
-// shutdownGrace bounds how long livegate waits for broadcasts to end after
-// SIGTERM or Ctrl-C.
-const shutdownGrace = 10 * time.Second
+// httpCloseWait bounds how long livegate waits, at the very end, for the plain HTTP
+// requests in flight (the broadcasts have ended by then).
+const httpCloseWait = 5 * time.Second
 
 func main() {
 	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
@@ -45,7 +46,8 @@ func main() {
 }
 
 // run is livegate with its command-line arguments: the token commands, or the server
-// until SIGTERM or Ctrl-C.
+// until SIGTERM or Ctrl-C (which drain first; a second one ends at once). SIGHUP reads
+// the configuration file again.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "token" {
 		return runToken(args[1:], stdin, stdout, stderr)
@@ -54,10 +56,36 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, cfg, log, nil)
+	level := new(slog.LevelVar)
+	log := newLogger(cfg.Log, level, stderr)
+	stop := make(chan os.Signal, 2)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(stop)
+	reload := make(chan os.Signal, 1)
+	signal.Notify(reload, syscall.SIGHUP)
+	defer signal.Stop(reload)
+	ctl := control{
+		stop:   stop,
+		reload: reload,
+		// The same file and flags as at start: a flag still overrides the file.
+		load:  func() (*config.Config, error) { return configure(args, io.Discard) },
+		level: level,
+	}
+	return serve(ctl, cfg, log, nil)
+}
+
+// control is what drives serve while it runs: the process's signals in main, channels of
+// their own in tests.
+type control struct {
+	// stop: the first value starts the drain (SIGTERM, Ctrl-C); the next ends every
+	// broadcast at once. Closing it ends everything at once.
+	stop <-chan os.Signal
+	// reload asks for the configuration to be read again (SIGHUP); nil: never.
+	reload <-chan os.Signal
+	// load reads the configuration as at start; nil: there is nothing to read again.
+	load func() (*config.Config, error)
+	// level is the logger's level, which a reload may change; nil: it stays.
+	level *slog.LevelVar
 }
 
 const usage = `Usage: livegate [flags]
@@ -132,9 +160,10 @@ func configure(args []string, stderr io.Writer) (*config.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
+// newLogger returns the process's logger, at c.Level, which level then holds: setting
+// level changes it.
+func newLogger(c config.Log, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	setLevel(level, c.Level)
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -142,13 +171,20 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// setLevel sets level to name, one of config's log levels.
+func setLevel(level *slog.LevelVar, name string) {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(name)) // validated by config
+	level.Set(l)
+}
+
 // hstsMaxAge is the Strict-Transport-Security max-age with the operator's certificate:
 // short, so that turning HTTPS off again does not lock browsers out for long.
 const hstsMaxAge = 24 * time.Hour
 
-// serve runs livegate until ctx ends. ready, if not nil, is called once the server
-// listens (tests).
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(*server.Server)) error {
+// serve runs livegate until ctl says stop, and drains first. ready, if not nil, is called
+// once the server listens (tests).
+func serve(ctl control, cfg *config.Config, log *slog.Logger, ready func(*server.Server)) error {
 	cert, hsts, err := tlsCertificate(cfg)
 	if err != nil {
 		return err
@@ -163,45 +199,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		defer rcv.Close()
 	}
 
-	dests := make(map[string]mediarecorder.Destination, len(cfg.Destinations))
-	var infos []server.DestinationInfo
-	for name, d := range cfg.Destinations {
-		md := mediarecorder.Destination{Name: name, KeyFromClient: d.KeyFromClient, Profile: d.Profile, Profiles: d.Profiles}
-		if d.Builtin {
-			u, err := url.Parse(fmt.Sprintf("rtmp://%s/live#%s", rcv.Addr().String(), name))
-			if err != nil {
-				return fmt.Errorf("destination %s: %w", name, err)
-			}
-			md.Target = func(key string) (*url.URL, error) {
-				if key != "" {
-					return nil, fmt.Errorf("destination %q takes no stream key", name)
-				}
-				return u, nil
-			}
-		} else {
-			if !d.KeyFromClient {
-				// Check the operator's URL now, not at the first broadcast.
-				if _, err := d.Target(""); err != nil {
-					return fmt.Errorf("destination %s: %w", name, err)
-				}
-			}
-			md.Target = d.Target
-		}
-		dests[name] = md
-		infos = append(infos, server.DestinationInfo{Name: name, Description: d.Description, Builtin: d.Builtin,
-			KeyFromClient: d.KeyFromClient, Profile: d.Profile, Profiles: d.Profiles})
+	cat, err := catalogOf(cfg, rcv)
+	if err != nil {
+		return err
 	}
-	profiles := make(map[string]session.Profile, len(cfg.Profiles))
-	var profileInfos []server.ProfileInfo
-	for _, name := range cfg.ProfileNames() {
-		p := cfg.Profiles[name]
-		profiles[name] = session.Profile{Name: name, Width: p.Width, Height: p.Height, FPS: p.FPS,
-			VideoBitrate: p.VideoBitrate, AudioBitrate: p.AudioBitrate, KeyframeInterval: p.KeyframeInterval}
-		profileInfos = append(profileInfos, server.ProfileInfo{Name: name, Width: p.Width, Height: p.Height, FPS: p.FPS, VideoBitrate: p.VideoBitrate})
-	}
-
 	m := metrics.New()
-	pub, err := publishHandler(cfg, log.With("component", "publish"), m, dests, profiles)
+	pub, err := publishHandler(cfg, log.With("component", "publish"), m, cat.dests, cat.profiles)
 	if err != nil {
 		return err
 	}
@@ -219,14 +222,23 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		Publish:      pub,
 		Metrics:      m.Handler(),
 		Receiver:     rcv,
-		Destinations: infos,
-		Profiles:     profileInfos,
+		Destinations: cat.infos,
+		Profiles:     cat.profileInfos,
+		Ready: func() error {
+			if pub.Draining() {
+				return errors.New("livegate is draining (SIGTERM): it takes no new broadcast, and ends those in progress within shutdown_grace")
+			}
+			return nil
+		},
+		Sessions:       pub,
+		AdminTokenHash: adminHash(cfg.Admin),
+		OnAdminRefused: func(reason string) { m.AdminRefused.WithLabelValues(reason).Inc() },
 	}
 	if err := srv.Initialize(); err != nil {
 		return err
 	}
-	names := make([]string, 0, len(infos))
-	for _, d := range infos {
+	names := make([]string, 0, len(cat.infos))
+	for _, d := range cat.infos {
 		names = append(names, d.Name)
 	}
 	urls := srv.URLs()
@@ -238,6 +250,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		}
 	}
 	logAuth(log, cfg, urls)
+	logAdmin(log, cfg)
 	attrs := []any{"url", urls[0], "destinations", strings.Join(names, ",")}
 	if len(urls) > 1 {
 		attrs = append(attrs, "urls", strings.Join(urls, " "))
@@ -247,12 +260,20 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		ready(srv)
 	}
 
-	<-ctx.Done()
-	log.Info("shutting down: ending broadcasts", "grace", shutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	r := &reloader{log: log, level: ctl.level, load: ctl.load, rcv: rcv, pub: pub, srv: srv, m: m, cur: cfg, urls: urls}
+	for running := true; running; {
+		select {
+		case <-ctl.reload:
+			r.reload()
+		case <-ctl.stop:
+			running = false
+		}
+	}
+	drain(ctl, r.cur.ShutdownGrace, pub, m, log)
+	cancelPub()
+	sctx, cancel := context.WithTimeout(context.Background(), httpCloseWait)
 	defer cancel()
 	err = srv.Close(sctx)
-	cancelPub()
 	pub.Wait()
 	log.Info("stopped")
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -261,16 +282,97 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	return nil
 }
 
-// publishHandler returns the publish WebSocket as cfg configures it, not initialized.
-func publishHandler(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, dests map[string]mediarecorder.Destination, profiles map[string]session.Profile) (*mediarecorder.Handler, error) {
+// drain lets the broadcasts in progress go on for up to grace, and takes no new one:
+// /readyz answers 503, each browser is told when its broadcast will end, and it returns
+// when none is left, when grace has passed, or at a second stop.
+func drain(ctl control, grace time.Duration, pub *mediarecorder.Handler, m *metrics.Metrics, log *slog.Logger) {
+	m.Draining.Set(1)
+	if grace <= 0 {
+		log.Info("stopping: ending the broadcasts in progress (shutdown_grace is 0)", "broadcasts", pub.Active())
+		return
+	}
+	log.Info("stopping: draining: livegate takes no new broadcast and lets those in progress go on for up to shutdown_grace; a second SIGTERM or Ctrl-C ends them at once",
+		"grace", grace, "broadcasts", pub.Active())
+	pub.Drain(grace)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	for {
+		select {
+		case <-pub.Drained():
+			log.Info("drained: no broadcast is left")
+			return
+		case <-t.C:
+			log.Info("shutdown_grace has passed: ending the broadcasts left", "broadcasts", pub.Active())
+			return
+		case <-ctl.stop:
+			log.Info("stopping again: ending the broadcasts left at once", "broadcasts", pub.Active())
+			return
+		case <-ctl.reload:
+			log.Warn("configuration reload ignored: livegate is draining")
+		}
+	}
+}
+
+// catalog is what the configuration offers the browsers: the publish handler's
+// destinations and profiles, and what GET /api/v1/destinations says of them.
+type catalog struct {
+	dests        map[string]mediarecorder.Destination
+	profiles     map[string]session.Profile
+	infos        []server.DestinationInfo
+	profileInfos []server.ProfileInfo
+}
+
+// catalogOf turns the configuration's destinations and profiles into what the publish
+// handler and the server take. A built-in destination publishes to rcv.
+func catalogOf(cfg *config.Config, rcv *receiver.Receiver) (*catalog, error) {
+	c := &catalog{dests: make(map[string]mediarecorder.Destination, len(cfg.Destinations))}
+	for _, name := range cfg.DestinationNames() {
+		d := cfg.Destinations[name]
+		md := mediarecorder.Destination{Name: name, KeyFromClient: d.KeyFromClient, Profile: d.Profile, Profiles: d.Profiles}
+		switch {
+		case d.Builtin && rcv == nil:
+			return nil, fmt.Errorf("destination %s is the built-in receiver, which is not running: enabling it (receiver.enabled) needs a restart", name)
+		case d.Builtin:
+			u, err := url.Parse(fmt.Sprintf("rtmp://%s/live#%s", rcv.Addr().String(), name))
+			if err != nil {
+				return nil, fmt.Errorf("destination %s: %w", name, err)
+			}
+			md.Target = func(key string) (*url.URL, error) {
+				if key != "" {
+					return nil, fmt.Errorf("destination %q takes no stream key", name)
+				}
+				return u, nil
+			}
+		default:
+			if !d.KeyFromClient {
+				// Check the operator's URL now, not at the first broadcast.
+				if _, err := d.Target(""); err != nil {
+					return nil, fmt.Errorf("destination %s: %w", name, err)
+				}
+			}
+			md.Target = d.Target
+		}
+		c.dests[name] = md
+		c.infos = append(c.infos, server.DestinationInfo{Name: name, Description: d.Description, Builtin: d.Builtin,
+			KeyFromClient: d.KeyFromClient, Profile: d.Profile, Profiles: d.Profiles})
+	}
+	c.profiles = make(map[string]session.Profile, len(cfg.Profiles))
+	for _, name := range cfg.ProfileNames() {
+		p := cfg.Profiles[name]
+		c.profiles[name] = session.Profile{Name: name, Width: p.Width, Height: p.Height, FPS: p.FPS,
+			VideoBitrate: p.VideoBitrate, AudioBitrate: p.AudioBitrate, KeyframeInterval: p.KeyframeInterval}
+		c.profileInfos = append(c.profileInfos, server.ProfileInfo{Name: name, Width: p.Width, Height: p.Height, FPS: p.FPS, VideoBitrate: p.VideoBitrate})
+	}
+	return c, nil
+}
+
+// publishSettings are the publish handler's settings as cfg configures them.
+func publishSettings(cfg *config.Config, dests map[string]mediarecorder.Destination, profiles map[string]session.Profile) (mediarecorder.Settings, error) {
 	verify, err := verifier(cfg.Auth)
 	if err != nil {
-		return nil, err
+		return mediarecorder.Settings{}, err
 	}
-	return &mediarecorder.Handler{
-		Log:        log,
-		Metrics:    m,
-		FFmpegPath: cfg.FFmpeg.Path,
+	return mediarecorder.Settings{
 		Encode: transcode.Options{
 			VideoBitrate:     cfg.Encode.VideoBitrate,
 			KeyframeInterval: cfg.Encode.KeyframeInterval,
@@ -291,6 +393,45 @@ func publishHandler(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, de
 		Auth:                  verify,
 		AllowedOrigins:        cfg.Auth.AllowedOrigins,
 	}, nil
+}
+
+// publishHandler returns the publish WebSocket as cfg configures it, not initialized.
+func publishHandler(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, dests map[string]mediarecorder.Destination, profiles map[string]session.Profile) (*mediarecorder.Handler, error) {
+	s, err := publishSettings(cfg, dests, profiles)
+	if err != nil {
+		return nil, err
+	}
+	return &mediarecorder.Handler{
+		Log:                   log,
+		Metrics:               m,
+		FFmpegPath:            cfg.FFmpeg.Path,
+		Encode:                s.Encode,
+		Destinations:          s.Destinations,
+		Profiles:              s.Profiles,
+		MaxSessions:           s.MaxSessions,
+		MaxSessionsPerAddress: s.MaxSessionsPerAddress,
+		MaxSessionLength:      s.MaxSessionLength,
+		MaxIngestBitrate:      s.MaxIngestBitrate,
+		MaxMessageBytes:       s.MaxMessageBytes,
+		FirstMediaTimeout:     s.FirstMediaTimeout,
+		IdleTimeout:           s.IdleTimeout,
+		ResumeWindow:          s.ResumeWindow,
+		Auth:                  s.Auth,
+		AllowedOrigins:        s.AllowedOrigins,
+	}, nil
+}
+
+// adminHash is the admin token's SHA-256 from the configuration, or nil when the admin
+// API is off.
+func adminHash(a config.Admin) *[sha256.Size]byte {
+	if !a.Enabled() {
+		return nil
+	}
+	h, err := auth.ParseHash(a.TokenHash)
+	if err != nil { // config has checked it
+		return nil
+	}
+	return &h
 }
 
 // verifier returns what the publish handler checks tokens with. Publishing needs no
@@ -323,6 +464,19 @@ func logAuth(log *slog.Logger, cfg *config.Config, urls []string) {
 	default:
 		log.Warn("auth.allow_anonymous: anyone who reaches livegate may publish to every destination, without a token; to require one, add tokens (livegate token new, then auth.tokens in the config) and remove allow_anonymous",
 			"urls", strings.Join(urls, " "))
+	}
+}
+
+// logAdmin says whether the admin API is on, and warns when its token may cross a network
+// in clear.
+func logAdmin(log *slog.Logger, cfg *config.Config) {
+	switch {
+	case !cfg.Admin.Enabled():
+		log.Debug("the admin API is off (no admin.token_hash in the config)")
+	case !cfg.TLS.Enabled() && !cfg.LoopbackOnly():
+		log.Warn("the admin API is on, over plain HTTP on an address other machines reach: its token crosses the network in clear unless a proxy in front of livegate speaks HTTPS; serve HTTPS (tls: in the config) or reach livegate through such a proxy only")
+	default:
+		log.Info("the admin API is on", "path", "/api/v1/admin/sessions")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -33,30 +34,57 @@ func startServe(t *testing.T, cfg *config.Config) *server.Server {
 // startServeLog is startServe with log.
 func startServeLog(t *testing.T, cfg *config.Config, log *slog.Logger) *server.Server {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	return startLivegate(t, cfg, log, nil).srv
+}
+
+// livegate is serve running in the test: stop and reload are its signals.
+type livegate struct {
+	srv    *server.Server
+	stop   chan os.Signal
+	reload chan os.Signal
+	done   chan error
+	closed bool
+}
+
+// startLivegate runs serve with cfg, log and load (which reload reads; nil: none) until
+// the test ends, when its stop channel is closed (everything ends at once) unless the
+// test has stopped it itself (wait).
+func startLivegate(t *testing.T, cfg *config.Config, log *slog.Logger, load func() (*config.Config, error)) *livegate {
+	t.Helper()
+	lg := &livegate{stop: make(chan os.Signal, 2), reload: make(chan os.Signal, 1), done: make(chan error, 1)}
 	ready := make(chan *server.Server, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, log, func(s *server.Server) { ready <- s }) }()
+	ctl := control{stop: lg.stop, reload: lg.reload, load: load}
+	go func() { lg.done <- serve(ctl, cfg, log, func(s *server.Server) { ready <- s }) }()
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not return after its context ended")
+		if lg.closed {
+			return
+		}
+		close(lg.stop)
+		if err := lg.wait(15 * time.Second); err != nil {
+			t.Errorf("serve: %v", err)
 		}
 	})
 	select {
-	case s := <-ready:
-		return s
-	case err := <-done:
+	case lg.srv = <-ready:
+		return lg
+	case err := <-lg.done:
+		lg.closed = true
 		t.Fatalf("serve: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve was not ready within 10s")
 	}
 	return nil
+}
+
+// wait waits up to timeout for serve to return, and returns its error.
+func (lg *livegate) wait(timeout time.Duration) error {
+	select {
+	case err := <-lg.done:
+		lg.closed = true
+		return err
+	case <-time.After(timeout):
+		return errors.New("serve did not return after it was told to stop")
+	}
 }
 
 // TestPublishOverTLS runs livegate as main does with tls.self_signed, and publishes over

@@ -269,6 +269,29 @@ func (c *Config) authProblems(add func(path, format string, args ...any)) {
 	add(exposed[0].field, "%s can be reached from other machines, and no token is needed to publish (auth: has no tokens or signing_keys); do one of: add a token under auth.tokens (livegate token new) or a key under auth.signing_keys; set auth.allow_anonymous: true to let anyone who reaches livegate publish; or listen on this machine only (%s)", what, local)
 }
 
+// adminProblems checks the admin: section; add reports a problem at a field path. The
+// hash is never shown, as a token's.
+func (c *Config) adminProblems(add func(path, format string, args ...any)) {
+	h := c.Admin.TokenHash
+	switch {
+	case h == "":
+		return
+	case strings.HasPrefix(h, "lgt_") || strings.HasPrefix(h, "lg1."):
+		add("admin.token_hash", "holds a token, not its hash; keep only the hash here (livegate token hash prints it), and since this token has been written down, better make a new one: livegate token new -name admin")
+		return
+	}
+	sum, err := auth.ParseHash(h)
+	if err != nil {
+		add("admin.token_hash", "%v", err)
+		return
+	}
+	for i, t := range c.Auth.Tokens {
+		if th, err := auth.ParseHash(t.Hash); err == nil && th == sum {
+			add("admin.token_hash", "is the hash of auth.tokens[%d] (%s) too: the admin token must be one of its own, which no streamer holds; make one with: livegate token new -name admin", i, t.Name)
+		}
+	}
+}
+
 // signingKeyProblems checks one signing key; before are the keys listed before it.
 func signingKeyProblems(path string, k SigningKey, before []SigningKey, add func(path, format string, args ...any)) {
 	switch {
@@ -460,4 +483,4 @@ var originHostRE = regexp.MustCompile(`^[A-Za-z0-9._*?\[\]^!-]+$`)
 
 // hiddenPathRE matches the field paths whose values a message must not show: a token or a
 // secret may have been written there by mistake.
-var hiddenPathRE = regexp.MustCompile(`^auth\.(tokens|signing_keys)(\[[0-9]+\](\.(hash|secret_env|secret_file))?)?$`)
+var hiddenPathRE = regexp.MustCompile(`^(auth\.(tokens|signing_keys)(\[[0-9]+\](\.(hash|secret_env|secret_file))?)?|admin|admin\.token_hash)$`)

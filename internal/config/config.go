@@ -23,13 +23,18 @@ type Config struct {
 	// TLS makes livegate serve HTTPS.
 	TLS TLS
 	// Auth says who may publish.
-	Auth   Auth
+	Auth Auth
+	// Admin protects the admin API (/api/v1/admin/); without a token hash the API is off.
+	Admin  Admin
 	Log    Log
 	FFmpeg FFmpeg
 	// Receiver is the built-in RTMP receiver.
 	Receiver Receiver
 	Limits   Limits
-	Encode   Encode
+	// ShutdownGrace is how long livegate lets live broadcasts go on after SIGTERM or
+	// Ctrl-C (the drain) before it ends them; 0: it ends them at once.
+	ShutdownGrace time.Duration
+	Encode        Encode
 	// Profiles are the output sizes livegate can resize a broadcast to, by name. A
 	// destination may force one (Destination.Profile) or let the streamer pick among some
 	// (Destination.Profiles). Each Profile's Name equals its key.
@@ -102,6 +107,17 @@ type Token struct {
 	MaxBitrate int
 }
 
+// Admin configures the admin API, which lists the live broadcasts and ends one.
+type Admin struct {
+	// TokenHash is "sha256:" and the 64 hex digits of the admin token's SHA-256, in the
+	// form of Token.Hash (livegate token new and livegate token hash print it). Empty: the
+	// admin API is off (its routes answer 404).
+	TokenHash string
+}
+
+// Enabled tells whether the admin API is on.
+func (a Admin) Enabled() bool { return a.TokenHash != "" }
+
 // Log configures the process logger.
 type Log struct {
 	Level  string // debug, info, warn or error
@@ -160,6 +176,7 @@ const (
 	defaultFirstMediaTimeout = 15 * time.Second
 	defaultIdleTimeout       = 10 * time.Second
 	defaultResumeWindow      = 10 * time.Second
+	defaultShutdownGrace     = 10 * time.Second
 	defaultVideoBitrate      = 2_500_000
 	defaultKeyframeInterval  = 2 * time.Second
 	defaultX264Preset        = "veryfast"
@@ -200,6 +217,7 @@ func defaultsWithoutDestinations() *Config {
 			IdleTimeout:           defaultIdleTimeout,
 			ResumeWindow:          defaultResumeWindow,
 		},
+		ShutdownGrace: defaultShutdownGrace,
 		Encode: Encode{
 			VideoBitrate:     defaultVideoBitrate,
 			AudioBitrate:     defaultAudioBitrate,

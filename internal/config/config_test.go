@@ -33,6 +33,7 @@ func TestDefault(t *testing.T) {
 			IdleTimeout:           10 * time.Second,
 			ResumeWindow:          10 * time.Second,
 		},
+		ShutdownGrace: 10 * time.Second,
 		Encode: Encode{
 			VideoBitrate:     2_500_000,
 			AudioBitrate:     128_000,
@@ -215,6 +216,10 @@ func TestParseValid(t *testing.T) {
 		{"audio bitrate 32k", "encode: {audio_bitrate: 32k}", func(c *Config) { c.Encode.AudioBitrate = 32_000 }},
 		{"keyframe 10s", "encode: {keyframe_interval: 10s}", func(c *Config) { c.Encode.KeyframeInterval = 10 * time.Second }},
 		{"every preset", "encode: {x264_preset: ultrafast}", func(c *Config) { c.Encode.X264Preset = "ultrafast" }},
+		{"shutdown grace 0", "shutdown_grace: 0s", func(c *Config) { c.ShutdownGrace = 0 }},
+		{"shutdown grace 10m", "shutdown_grace: 10m", func(c *Config) { c.ShutdownGrace = 10 * time.Minute }},
+		{"admin", "admin: {token_hash: " + hashB + "}", func(c *Config) { c.Admin.TokenHash = hashB }},
+		{"admin empty section", "admin: {}", func(*Config) {}},
 		{
 			"destination name edge cases",
 			"destinations:\n  " + strings.Repeat("a", 32) + ": {url: rtmp://h/a/k}\n  0_x-y: {url: rtmps://h/a/k}\n",
@@ -348,6 +353,17 @@ func TestParseBadValues(t *testing.T) {
 		{"idle timeout days", "limits: {idle_timeout: 1d}", []string{`limits.idle_timeout: "1d" is not a duration`}},
 		{"idle timeout list", "limits: {idle_timeout: [1s]}", []string{"limits.idle_timeout: a list is not a duration"}},
 
+		// shutdown and admin
+		{"shutdown grace negative", "shutdown_grace: -1s", []string{"config: line 1: shutdown_grace: -1s is out of range; use 0 (end the broadcasts at once) or up to 10m"}},
+		{"shutdown grace long", "shutdown_grace: 11m", []string{"shutdown_grace: 11m is out of range"}},
+		{"shutdown grace no unit", "shutdown_grace: 30", []string{"shutdown_grace: 30 has no unit"}},
+		{"admin hash empty", "admin: {token_hash: ''}", []string{"config: line 1: admin.token_hash: is empty; give the hash of the admin token"}},
+		{"admin hash bad", "admin: {token_hash: md5:abc}", []string{`admin.token_hash: a token hash starts with "sha256:"`}},
+		{"admin hash is a token", "admin: {token_hash: lgt_abcdefghijklmnopqrstuvwxyz0123456789}", []string{"admin.token_hash: holds a token, not its hash"}},
+		{"admin hash not a string", "admin: {token_hash: [lgt_secret]}", []string{"admin.token_hash: a list is not a string"}},
+		{"admin section scalar", "admin: lgt_secret", []string{"admin: a single value is not a mapping"}},
+		{"admin hash is a publish token's", "auth: {tokens: [{name: cam, hash: " + hashB + "}]}\nadmin: {token_hash: " + hashB + "}", []string{"config: line 2: admin.token_hash: is the hash of auth.tokens[0] (cam) too"}},
+
 		// encode
 		{"video bitrate low", "encode: {video_bitrate: 99k}", []string{"encode.video_bitrate: 99k is out of range; use 100k..50M"}},
 		{"video bitrate high", "encode: {video_bitrate: 51M}", []string{"encode.video_bitrate: 51M is out of range; use 100k..50M"}},
@@ -402,7 +418,7 @@ func TestParseBadValues(t *testing.T) {
 		{"destinations list", "destinations: [yt]", []string{"config: line 1: destinations: a list is not a mapping; write one NAME: {...} entry per line"}},
 		{"destination scalar", "destinations: {yt: 'rtmp://h/a/k'}", []string{`destinations.yt: "rtmp://h/a/k" is not a mapping; destinations.yt holds the fields url, preset, server, key, key_env, key_file, key_from_client, key_pattern, builtin, description, profile, profiles`}},
 		{"section scalar", "limits: 5", []string{"config: line 1: limits: 5 is not a mapping; limits holds the fields max_sessions, max_sessions_per_address, max_session_length, max_ingest_bitrate, max_message_bytes"}},
-		{"top level list", "- listen: :80", []string{"config: line 1: a list is not a mapping; the file holds the fields listen, tls, auth, log, ffmpeg, receiver, limits, encode, profiles, destinations"}},
+		{"top level list", "- listen: :80", []string{"config: line 1: a list is not a mapping; the file holds the fields listen, tls, auth, admin, log, ffmpeg, receiver, limits, shutdown_grace, encode, profiles, destinations"}},
 		{"top level scalar", "hello", []string{`config: line 1: "hello" is not a mapping; the file holds the fields listen`}},
 		{"duplicate field", "listen: 127.0.0.1:1\nlisten: 127.0.0.1:2", []string{"config: line 2: listen: given twice (lines 1 and 2); keep one"}},
 		{"duplicate destination", "destinations:\n  a: {builtin: true}\n  a: {builtin: true}", []string{"config: line 3: destinations.a: given twice (lines 2 and 3); keep one"}},
@@ -442,7 +458,7 @@ func TestUnknownFields(t *testing.T) {
 		{
 			"top level",
 			"listen: 127.0.0.1:1\nlog: {level: info}\nlistn: :2\n",
-			`config: line 3: field "listn" is not known; allowed fields here: listen, tls, auth, log, ffmpeg, receiver, limits, encode, profiles, destinations`,
+			`config: line 3: field "listn" is not known; allowed fields here: listen, tls, auth, admin, log, ffmpeg, receiver, limits, shutdown_grace, encode, profiles, destinations`,
 		},
 		{"log", "log:\n  lvl: debug\n", `config: line 2: log: field "lvl" is not known; allowed fields here: level, format`},
 		{"ffmpeg", "ffmpeg: {bin: x}", `config: line 1: ffmpeg: field "bin" is not known; allowed fields here: path`},
@@ -688,7 +704,7 @@ func TestLoad(t *testing.T) {
 		if err == nil {
 			t.Fatal("Load: no error")
 		}
-		want := "config " + p + `: line 1: field "listn" is not known; allowed fields here: listen, tls, auth, log, ffmpeg, receiver, limits, encode, profiles, destinations` + "\n" +
+		want := "config " + p + `: line 1: field "listn" is not known; allowed fields here: listen, tls, auth, admin, log, ffmpeg, receiver, limits, shutdown_grace, encode, profiles, destinations` + "\n" +
 			"config " + p + ": line 2: limits.max_sessions: 0 is out of range; use 1..10000"
 		if err.Error() != want {
 			t.Fatalf("error\n%s\nwant\n%s", err, want)

@@ -20,16 +20,18 @@ import (
 // The file layer mirrors the YAML. Pointers tell "absent" (nil: take the default) from
 // "given" (checked, even when it is a zero such as max_sessions: 0).
 type fileConfig struct {
-	Listen       *string                    `yaml:"listen"`
-	TLS          fileTLS                    `yaml:"tls"`
-	Auth         fileAuth                   `yaml:"auth"`
-	Log          fileLog                    `yaml:"log"`
-	FFmpeg       fileFFmpeg                 `yaml:"ffmpeg"`
-	Receiver     fileReceiver               `yaml:"receiver"`
-	Limits       fileLimits                 `yaml:"limits"`
-	Encode       fileEncode                 `yaml:"encode"`
-	Profiles     map[string]fileProfile     `yaml:"profiles"`
-	Destinations map[string]fileDestination `yaml:"destinations"`
+	Listen        *string                    `yaml:"listen"`
+	TLS           fileTLS                    `yaml:"tls"`
+	Auth          fileAuth                   `yaml:"auth"`
+	Admin         fileAdmin                  `yaml:"admin"`
+	Log           fileLog                    `yaml:"log"`
+	FFmpeg        fileFFmpeg                 `yaml:"ffmpeg"`
+	Receiver      fileReceiver               `yaml:"receiver"`
+	Limits        fileLimits                 `yaml:"limits"`
+	ShutdownGrace *duration                  `yaml:"shutdown_grace"`
+	Encode        fileEncode                 `yaml:"encode"`
+	Profiles      map[string]fileProfile     `yaml:"profiles"`
+	Destinations  map[string]fileDestination `yaml:"destinations"`
 }
 
 type fileTLS struct {
@@ -60,6 +62,10 @@ type fileSigningKey struct {
 	ID         string `yaml:"id"`
 	SecretEnv  string `yaml:"secret_env"`
 	SecretFile string `yaml:"secret_file"`
+}
+
+type fileAdmin struct {
+	TokenHash *string `yaml:"token_hash"`
 }
 
 type fileLog struct {
@@ -492,6 +498,10 @@ func (fc *fileConfig) apply(lines map[string]int) (*Config, []*problem) {
 	set(&c.Listen, fc.Listen)
 	tlsProbs := fc.TLS.apply(&c.TLS)
 	authProbs := fc.Auth.apply(&c.Auth, lines)
+	set(&c.Admin.TokenHash, fc.Admin.TokenHash)
+	if fc.Admin.TokenHash != nil && *fc.Admin.TokenHash == "" {
+		add("admin.token_hash", "is empty; give the hash of the admin token (livegate token new prints one), or remove admin: to turn the admin API off")
+	}
 	set(&c.Log.Level, fc.Log.Level)
 	set(&c.Log.Format, fc.Log.Format)
 	set(&c.FFmpeg.Path, fc.FFmpeg.Path)
@@ -516,6 +526,9 @@ func (fc *fileConfig) apply(lines map[string]int) (*Config, []*problem) {
 	}
 	if fc.Limits.ResumeWindow != nil {
 		c.Limits.ResumeWindow = time.Duration(*fc.Limits.ResumeWindow)
+	}
+	if fc.ShutdownGrace != nil {
+		c.ShutdownGrace = time.Duration(*fc.ShutdownGrace)
 	}
 	if fc.Encode.VideoBitrate != nil {
 		c.Encode.VideoBitrate = int(*fc.Encode.VideoBitrate)

@@ -23,6 +23,7 @@ var (
 const (
 	maxDestinations      = 64
 	maxDescriptionLength = 200
+	maxShutdownGrace     = 10 * time.Minute
 )
 
 // problem is one thing wrong with a configuration. Its message reads
@@ -103,6 +104,7 @@ func (c *Config) problems() []*problem {
 	check("listen", checkListen(c.Listen))
 	c.tlsProblems(add)
 	c.authProblems(add)
+	c.adminProblems(add)
 	check("log.level", oneOf(c.Log.Level, logLevels))
 	check("log.format", oneOf(c.Log.Format, logFormats))
 	check("ffmpeg.path", checkExecutable(c.FFmpeg.Path))
@@ -129,6 +131,8 @@ func (c *Config) problems() []*problem {
 	if l.ResumeWindow != 0 {
 		check("limits.resume_window", inRange(l.ResumeWindow, time.Second, 2*time.Minute, "0 (off) or 1s..2m"))
 	}
+
+	check("shutdown_grace", inRange(c.ShutdownGrace, 0, maxShutdownGrace, "0 (end the broadcasts at once) or up to 10m"))
 
 	e := c.Encode
 	if e.VideoBitrate < minVideoBitrate || e.VideoBitrate > maxVideoBitrate {

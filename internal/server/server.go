@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -13,7 +14,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,20 +60,38 @@ type Server struct {
 	// Strict-Transport-Security. Leave it 0 with a self-signed certificate.
 	HSTSMaxAge time.Duration
 
-	Log          *slog.Logger
-	Static       fs.FS
-	Publish      http.Handler
-	Metrics      http.Handler
-	Receiver     *receiver.Receiver // nil when disabled
+	Log     *slog.Logger
+	Static  fs.FS
+	Publish http.Handler
+	Metrics http.Handler
+	// Receiver is the built-in receiver; nil when it is disabled.
+	Receiver *receiver.Receiver
+	// Destinations and Profiles are what GET /api/v1/destinations lists; replace them
+	// later with SetCatalog.
 	Destinations []DestinationInfo
 	Profiles     []ProfileInfo
+	// Ready says whether livegate takes new broadcasts: nil, or why not, in a sentence
+	// that /readyz answers with 503. Nil: always, until Close.
+	Ready func() error
+
+	// Sessions are the broadcasts the admin API lists and ends (the publish handler);
+	// AdminTokenHash is the SHA-256 of the token it needs (replace it later with
+	// SetAdminToken). Without both, the admin API is off: its routes answer 404.
+	Sessions       Sessions
+	AdminTokenHash *[sha256.Size]byte
+	// OnAdminRefused, when set, is told each refused admin call: "unauthorized" (no token,
+	// or a wrong one) or "insecure" (plain HTTP from another machine) (metrics).
+	OnAdminRefused func(reason string)
 
 	ln         net.Listener // the application's: HTTPS when Certificate is set
 	srv        *http.Server
 	redirectLn net.Listener // plain HTTP redirecting to ln; nil unless TLSListen is set
 	redirect   *http.Server
 	cert       atomic.Pointer[tls.Certificate] // what the TLS handshakes serve
-	serving    sync.WaitGroup                  // the Serve goroutines
+	catalog    atomic.Pointer[catalog]         // what /api/v1/destinations lists
+	adminHash  atomic.Pointer[[sha256.Size]byte]
+	closing    atomic.Bool    // Close has begun: /readyz answers 503
+	serving    sync.WaitGroup // the Serve goroutines
 	errMu      sync.Mutex
 	err        error // the first error of a Serve goroutine
 
@@ -112,7 +132,8 @@ func (s *Server) Initialize() error {
 		s.redirectLn = rln
 	}
 	s.ln = ln
-	sort.Slice(s.Destinations, func(i, j int) bool { return s.Destinations[i].Name < s.Destinations[j].Name })
+	s.SetCatalog(s.Destinations, s.Profiles)
+	s.adminHash.Store(s.AdminTokenHash)
 	errorLog := slog.NewLogLogger(handshakeErrorsAtDebug{s.Log.Handler()}, slog.LevelWarn)
 	handler := s.routes()
 	if s.Certificate != nil && s.HSTSMaxAge > 0 {
@@ -140,7 +161,7 @@ func (s *Server) Initialize() error {
 	})
 	if s.redirectLn != nil {
 		s.redirect = &http.Server{
-			Handler:           redirectToHTTPS(portOf(ln.Addr())),
+			Handler:           s.adminOverPlainHTTP(redirectToHTTPS(portOf(ln.Addr()))),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       time.Minute,
 			MaxHeaderBytes:    16 << 10,
@@ -185,6 +206,7 @@ func (s *Server) RedirectAddr() net.Addr {
 // those in flight. It ends the watch-back WebSockets and waits for them;
 // the publish WebSockets are hijacked: their handler ends them.
 func (s *Server) Close(ctx context.Context) error {
+	s.closing.Store(true)
 	err := s.srv.Shutdown(ctx)
 	if s.redirect != nil {
 		err = errors.Join(err, s.redirect.Shutdown(ctx))
@@ -205,15 +227,19 @@ func (s *Server) Close(ctx context.Context) error {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /", securityHeaders(http.FileServerFS(s.Static)))
+	// Alive: the process serves HTTP. Ready: it takes new broadcasts.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("GET /readyz", s.readyz)
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
 	}
 	mux.HandleFunc("GET /api/v1/destinations", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, map[string]any{"destinations": s.Destinations, "profiles": s.Profiles})
+		c := s.catalog.Load()
+		writeJSON(w, map[string]any{"destinations": c.destinations, "profiles": c.profiles})
 	})
 	mux.HandleFunc("GET /api/v1/receiver", func(w http.ResponseWriter, _ *http.Request) {
 		if s.Receiver == nil {
@@ -226,7 +252,49 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET /api/v1/watch", s.watch)
 	}
 	mux.Handle("GET /api/v1/publish", s.Publish)
+	s.adminRoutes(mux)
 	return mux
+}
+
+// catalog is what GET /api/v1/destinations lists.
+type catalog struct {
+	destinations []DestinationInfo
+	profiles     []ProfileInfo
+}
+
+// SetCatalog replaces the destinations and profiles that GET /api/v1/destinations lists
+// (after a configuration reload). The server keeps its own copies.
+func (s *Server) SetCatalog(dests []DestinationInfo, profiles []ProfileInfo) {
+	c := &catalog{destinations: slices.Clone(dests), profiles: slices.Clone(profiles)}
+	slices.SortFunc(c.destinations, func(a, b DestinationInfo) int { return strings.Compare(a.Name, b.Name) })
+	if c.destinations == nil {
+		c.destinations = []DestinationInfo{}
+	}
+	if c.profiles == nil {
+		c.profiles = []ProfileInfo{}
+	}
+	s.catalog.Store(c)
+}
+
+// readyz answers 200 while livegate takes new broadcasts, else 503 and why: a load
+// balancer or Kubernetes then sends new broadcasts elsewhere.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	why := ""
+	if s.closing.Load() {
+		why = "livegate is shutting down"
+	} else if s.Ready != nil {
+		if err := s.Ready(); err != nil {
+			why = err.Error()
+		}
+	}
+	if why != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(why + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

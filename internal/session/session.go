@@ -370,6 +370,9 @@ func (s *Session) run() {
 			}
 		}
 		p.Close()
+		if s.Metrics != nil {
+			s.Metrics.Publishers.WithLabelValues(p.Name).Dec()
+		}
 	}
 }
 
@@ -444,6 +447,9 @@ func (s *Session) pump() error {
 				pkt.Arrived = arr.find(pkt.PTS)
 				s.deliver(pkt)
 			}}
+		if s.Metrics != nil {
+			enc.OnRestart = s.Metrics.EncoderRestarts.Inc
+		}
 		if err := enc.Start(s.ctx); err != nil {
 			return fmt.Errorf("%w: %v", ErrEncoderFailed, err)
 		}
@@ -757,6 +763,9 @@ func (s *Session) startPublishing(pass []*media.Track, encs map[*media.Track]*tr
 			return err
 		}
 		s.pubs = append(s.pubs, p)
+		if s.Metrics != nil {
+			s.Metrics.Publishers.WithLabelValues(name).Inc()
+		}
 	}
 	lastOut := make([]uint64, len(s.pubs))
 	lastDrop := make([]uint64, len(s.pubs))

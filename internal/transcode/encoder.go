@@ -43,6 +43,9 @@ type Encoder struct {
 	Log     *slog.Logger
 	// OnPacket receives each output packet, from the Encoder's goroutine.
 	OnPacket func(*media.Packet)
+	// OnRestart, when set, is called from the Encoder's goroutine each time ffmpeg has
+	// been started again after it died (metrics).
+	OnRestart func()
 
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
@@ -336,6 +339,9 @@ func (e *Encoder) run(p *Process) {
 			return
 		}
 		e.restarts.Add(1)
+		if e.OnRestart != nil {
+			e.OnRestart()
+		}
 		p = np
 	}
 }

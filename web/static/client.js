@@ -15,7 +15,8 @@
 //   pub.addEventListener('error', (e) => console.log(e.detail.code, e.detail.message));
 //   // also: 'ready', 'stats', 'destination', 'sent', 'ingest', 'bitrate' (the video's target
 //   // changed), 'rtt' (a `pong` came back), 'resumed' (back live after a network loss),
-//   // 'keyframe' (the server asked for one: pub.keyframeRequests counts them)
+//   // 'keyframe' (the server asked for one: pub.keyframeRequests counts them), 'draining'
+//   // (the server is stopping and ends the broadcast in e.detail.deadline_ms: pub.drainingUntil)
 //   // pub.ingest ('webcodecs' | 'mediarecorder', once chosen: the 'ingest' event),
 //   // pub.videoBitrate (the video's current target), pub.rtt (the `ping` round trip, ms),
 //   // pub.reconnects, pub.restarts, and with WebCodecs pub.framesEncoded, pub.framesDropped,
@@ -284,6 +285,9 @@ export class Publication extends EventTarget {
   restarts = 0;
   /** how many `keyframe` messages the server sent (a destination went live). */
   keyframeRequests = 0;
+  /** Date.now() by which the server will end the broadcast, once it said it is stopping
+   * (`draining`); 0 until then. */
+  drainingUntil = 0;
   /** Date.now() when the state became 'live', and when it then became 'ended' or 'error'. */
   liveSince = 0;
   endedAt = 0;
@@ -506,7 +510,15 @@ export class Publication extends EventTarget {
   #connect(resume = false) {
     let ws;
     try {
-      ws = new WebSocket(this.#opts.url);
+      // A socket that comes to resume says so in its URL: a server that is stopping takes
+      // only those (protocol.md, `draining`).
+      let url = this.#opts.url;
+      if (resume) {
+        const u = new URL(url, location.href);
+        u.searchParams.set('resume', this.ready.session);
+        url = u.href;
+      }
+      ws = new WebSocket(url);
     } catch (err) {
       if (resume) this.#later(() => this.#scheduleResume());
       else this.#later(() => this.#fail('connection_failed', `could not connect to ${this.#opts.url}: ${err.message}`));
@@ -648,6 +660,11 @@ export class Publication extends EventTarget {
         this.keyframeRequests += 1;
         this.requestKeyFrame();
         this.#emit('keyframe', msg);
+        break;
+      case 'draining':
+        // The server is stopping: the broadcast goes on until then, and nothing needs doing.
+        this.drainingUntil = Date.now() + Math.max(0, Number(msg.deadline_ms) || 0);
+        this.#emit('draining', msg);
         break;
       case 'bitrate': {
         // The server's side is congested (or calm again). Its target is for the whole

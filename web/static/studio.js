@@ -106,6 +106,7 @@ const lg = {
   reconnects: 0, // times the broadcast was resumed after a network loss
   restarts: 0, // MediaRecorder: times the recorder was restarted at a new bitrate
   keyframeRequests: 0, // the server's `keyframe` messages (a destination went live)
+  drainingUntil: 0, // Date.now() by which the server, stopping, ends the broadcast (`draining`)
   ready: null, // the server's ready message
   lastStats: null, // the server's latest stats message
   lastError: null, // {code, message}
@@ -1184,6 +1185,13 @@ function goLive() {
   p.addEventListener('keyframe', mine(() => {
     lg.keyframeRequests = p.keyframeRequests;
   }));
+  p.addEventListener('draining', mine(() => {
+    // The server is restarting: say so, counting down, while the broadcast goes on.
+    lg.drainingUntil = p.drainingUntil;
+    const show = () => { if (pub === p && lg.state === 'live') setStatus(liveText(), liveTone()); };
+    show();
+    const timer = setInterval(() => (pub === p && busy() ? show() : clearInterval(timer)), 1000);
+  }));
   p.addEventListener('rtt', mine(() => {
     lg.rtt = p.rtt;
     renderLatency();
@@ -1284,10 +1292,15 @@ function liveText() {
     const reason = lg.destinations[n].reason;
     text += ` — ${n} failed${reason ? `: ${reason}` : ''}`;
   }
+  if (pub && pub.drainingUntil) {
+    const s = Math.max(0, Math.ceil((pub.drainingUntil - Date.now()) / 1000));
+    text = `The server is restarting: your broadcast will end in ${s} s — ${text}`;
+  }
   return sourceFallback && sourceNotice ? `${text} (${sourceNotice.replace(/ — using the camera instead$/, '')}: sending the camera instead)` : text;
 }
 
 function liveTone() {
+  if (pub && pub.drainingUntil) return 'warn';
   return Object.values(lg.destinations).some((d) => d.state === 'failed' || d.state === 'reconnecting') ? 'warn' : 'live';
 }
 

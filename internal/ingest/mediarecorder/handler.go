@@ -63,17 +63,66 @@ type Destination struct {
 
 // Handler serves the publish WebSocket. Set its fields, Initialize with the
 // server's context (cancelling it ends every session with shutting_down),
-// then Wait for the sessions to end.
+// then Wait for the sessions to end. Drain before that lets the live
+// broadcasts go on for a while and takes no new one; Reconfigure changes
+// the settings while it runs.
 type Handler struct {
 	Log        *slog.Logger
 	Metrics    *metrics.Metrics
 	FFmpegPath string
+
+	// The fields below are the first Settings (see there): those of the
+	// broadcasts that start before the first Reconfigure. Changing them
+	// after Initialize has no effect.
+
+	Encode                transcode.Options
+	Destinations          map[string]Destination
+	Profiles              map[string]session.Profile
+	MaxSessions           int
+	MaxSessionsPerAddress int
+	MaxSessionLength      time.Duration
+	MaxIngestBitrate      int64
+	MaxMessageBytes       int64
+	FirstMediaTimeout     time.Duration
+	IdleTimeout           time.Duration
+	Auth                  *auth.Verifier
+	AllowedOrigins        []string
+	ResumeWindow          time.Duration
+
+	ctx      context.Context
+	known    map[string]bool // the names of Destinations
+	settings atomic.Pointer[snapshot]
+	mu       sync.Mutex
+	closed   bool
+	parked   map[string]*parkedSession // by session id, waiting for a resume
+	byAddr   map[string]int            // broadcasts per client IP address
+	live     map[string]*connSession   // the broadcasts in progress, by session id
+	wg       sync.WaitGroup
+	active   atomic.Int64
+
+	// The drain (Drain): drainCh is closed when it begins, drained when,
+	// after that, no publish WebSocket is left (open counts them).
+	draining    bool
+	deadline    time.Time
+	drainCh     chan struct{}
+	open        int
+	drained     chan struct{}
+	drainedShut bool
+}
+
+// Settings are what may change while livegate runs (Reconfigure, on a
+// configuration reload). Each broadcast takes the settings of the moment
+// its WebSocket arrives and keeps them to its end: a destination removed
+// meanwhile goes on receiving the broadcasts that were already sent to it.
+type Settings struct {
 	// Encode holds the encoder settings, used only for the tracks that
 	// must be transcoded (Opus audio, VP8/VP9/AV1 video).
-	Encode       transcode.Options
+	Encode transcode.Options
+	// Destinations the browser may choose, by name.
 	Destinations map[string]Destination
 	Profiles     map[string]session.Profile
-	MaxSessions  int
+	// MaxSessions bounds the broadcasts in progress.
+	MaxSessions int
 	// MaxSessionsPerAddress bounds the broadcasts from one client IP
 	// address (0: no bound).
 	MaxSessionsPerAddress int
@@ -95,15 +144,26 @@ type Handler struct {
 	// ResumeWindow is how long a broadcast whose socket was lost waits for
 	// the browser to resume it on a new one (0: it ends at once).
 	ResumeWindow time.Duration
+}
 
-	ctx    context.Context
-	known  map[string]bool
-	mu     sync.Mutex
-	closed bool
-	parked map[string]*parkedSession // by session id, waiting for a resume
-	byAddr map[string]int            // broadcasts per client IP address
-	wg     sync.WaitGroup
-	active atomic.Int64
+// snapshot is one Settings as the broadcasts read it: never changed once
+// stored.
+type snapshot struct {
+	Settings
+	known map[string]bool // the destination names
+}
+
+func newSnapshot(s Settings) *snapshot {
+	return &snapshot{Settings: s, known: keySet(s.Destinations)}
+}
+
+// keySet is the set of a map's keys.
+func keySet[V any](m map[string]V) map[string]bool {
+	set := make(map[string]bool, len(m))
+	for name := range m {
+		set[name] = true
+	}
+	return set
 }
 
 // parkedSession is a broadcast whose socket was lost.
@@ -126,10 +186,24 @@ func (h *Handler) Initialize(ctx context.Context) {
 	h.ctx = ctx
 	h.parked = make(map[string]*parkedSession)
 	h.byAddr = make(map[string]int)
-	h.known = make(map[string]bool, len(h.Destinations))
-	for name := range h.Destinations {
-		h.known[name] = true
-	}
+	h.live = make(map[string]*connSession)
+	h.drainCh = make(chan struct{})
+	h.drained = make(chan struct{})
+	h.known = keySet(h.Destinations)
+	h.settings.Store(&snapshot{known: h.known, Settings: Settings{
+		Encode: h.Encode, Destinations: h.Destinations, Profiles: h.Profiles,
+		MaxSessions: h.MaxSessions, MaxSessionsPerAddress: h.MaxSessionsPerAddress, MaxSessionLength: h.MaxSessionLength,
+		MaxIngestBitrate: h.MaxIngestBitrate, MaxMessageBytes: h.MaxMessageBytes,
+		FirstMediaTimeout: h.FirstMediaTimeout, IdleTimeout: h.IdleTimeout,
+		Auth: h.Auth, AllowedOrigins: h.AllowedOrigins, ResumeWindow: h.ResumeWindow,
+	}})
+}
+
+// Reconfigure replaces the settings for the broadcasts that start from now
+// on; those in progress keep theirs. The caller must not change s's maps,
+// slices or Auth afterwards.
+func (h *Handler) Reconfigure(s Settings) {
+	h.settings.Store(newSnapshot(s))
 }
 
 // Wait returns when every session has ended. Cancel the context given to
@@ -142,12 +216,49 @@ func (h *Handler) Wait() {
 	h.wg.Wait()
 }
 
+// Drain stops taking broadcasts: from now on a publish WebSocket is refused
+// (HTTP 503) unless it comes to resume one in progress, and a start is
+// refused with shutting_down. Each live broadcast is told (a draining
+// message) that it ends in grace; it goes on meanwhile. Drain returns at
+// once: Drained tells when the last broadcast has ended, and cancelling the
+// context given to Initialize ends those left. Only the first call counts.
+func (h *Handler) Drain(grace time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.draining {
+		return
+	}
+	h.draining = true
+	h.deadline = time.Now().Add(grace)
+	close(h.drainCh)
+	h.checkDrained()
+}
+
+// Draining reports whether Drain has been called.
+func (h *Handler) Draining() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.draining
+}
+
+// Drained is closed once Drain has been called and no publish WebSocket is
+// left.
+func (h *Handler) Drained() <-chan struct{} { return h.drained }
+
+// checkDrained closes drained when the drain has nothing left. h.mu is held.
+func (h *Handler) checkDrained() {
+	if h.draining && h.open == 0 && !h.drainedShut {
+		h.drainedShut = true
+		close(h.drained)
+	}
+}
+
 // authorize checks the start's token against what it asks for.
-func (h *Handler) authorize(token string, req *startRequest) (*auth.Grant, *protoError) {
-	if h.Auth == nil {
+func authorize(v *auth.Verifier, token string, req *startRequest) (*auth.Grant, *protoError) {
+	if v == nil {
 		return &auth.Grant{Subject: "anonymous"}, nil
 	}
-	g, err := h.Auth.Verify(token)
+	g, err := v.Verify(token)
 	switch {
 	case errors.Is(err, auth.ErrNoToken):
 		return nil, errorf("unauthorized", closeUnauthorized, "this server needs a token to publish; ask its operator for one")
@@ -168,15 +279,15 @@ func (h *Handler) authorize(token string, req *startRequest) (*auth.Grant, *prot
 }
 
 // countAddress counts a broadcast from remote's IP address; ok is false
-// when that address has its maximum already. release uncounts it.
-func (h *Handler) countAddress(remote string) (release func(), ok bool) {
+// when that address has limit already (0: no bound). release uncounts it.
+func (h *Handler) countAddress(remote string, limit int) (release func(), ok bool) {
 	ip := remote
 	if host, _, err := net.SplitHostPort(remote); err == nil {
 		ip = host
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.MaxSessionsPerAddress > 0 && h.byAddr[ip] >= h.MaxSessionsPerAddress {
+	if limit > 0 && h.byAddr[ip] >= limit {
 		return nil, false
 	}
 	h.byAddr[ip]++
@@ -192,21 +303,40 @@ func (h *Handler) countAddress(remote string) (release func(), ok bool) {
 // Active is the number of broadcasts in progress.
 func (h *Handler) Active() int { return int(h.active.Load()) }
 
+// resumeParam, in the publish URL's query, says that the socket comes to
+// resume a broadcast (its session id): during a drain only such sockets
+// are taken.
+const resumeParam = "resume"
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	set := h.settings.Load()
 	h.mu.Lock()
-	if h.closed || h.ctx.Err() != nil {
+	if h.closed || h.ctx.Err() != nil || (h.draining && r.URL.Query().Get(resumeParam) == "") {
 		h.mu.Unlock()
-		http.Error(w, "livegate is shutting down", http.StatusServiceUnavailable)
+		// A browser's WebSocket sees no status or body, only a failed
+		// connection; a load balancer or a script sees this.
+		if h.Metrics != nil {
+			h.Metrics.SessionErrors.WithLabelValues("shutting_down").Inc()
+		}
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "livegate is shutting down and takes no new broadcast; start again in a moment", http.StatusServiceUnavailable)
 		return
 	}
 	h.wg.Add(1)
+	h.open++
 	h.mu.Unlock()
-	defer h.wg.Done()
+	defer func() {
+		h.mu.Lock()
+		h.open--
+		h.checkDrained()
+		h.mu.Unlock()
+		h.wg.Done()
+	}()
 
 	// The Origin must be the page's own or an allowed one: this stops
 	// other sites from publishing through a visitor's browser (cross-site
 	// WebSocket hijacking).
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.AllowedOrigins})
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: set.AllowedOrigins})
 	if err != nil {
 		h.Log.Info("websocket handshake refused", "remote", r.RemoteAddr, "origin", truncate(r.Header.Get("Origin"), 100), "error", err)
 		if h.Metrics != nil {
@@ -220,16 +350,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(maxControlLength)
 	id := newID()
 	log := h.Log.With("session", id)
-	cs := &connSession{h: h, c: c, id: id, log: log, remote: r.RemoteAddr}
+	cs := &connSession{h: h, set: set, c: c, id: id, log: log, remote: r.RemoteAddr,
+		stop: make(chan struct{}), ended: make(chan struct{})}
 	cs.run()
 }
 
 type connSession struct {
 	h      *Handler
+	set    *snapshot // the settings of this broadcast, from its first socket
 	c      *websocket.Conn
 	id     string
 	log    *slog.Logger
 	remote string
+
+	// The operator's stop (Handler.Stop) closes stop once; ended is
+	// closed when the broadcast has ended.
+	stop     chan struct{}
+	stopOnce sync.Once
+	ended    chan struct{}
+	// What the admin API shows (Handler.Sessions), written by the
+	// broadcast's goroutine.
+	infoMu sync.Mutex
+	info   SessionInfo
+	last   *statsMessage // the latest stats sent to the browser
 
 	sess       *session.Session
 	lastMedia  atomic.Int64 // unix nanoseconds of the last media message; 0 before any
@@ -239,6 +382,7 @@ type connSession struct {
 }
 
 func (cs *connSession) run() {
+	defer close(cs.ended)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	defer func() { _ = cs.c.CloseNow() }() // the last resort; Close was tried first
@@ -252,36 +396,40 @@ func (cs *connSession) run() {
 		cs.handOver(m)
 		return
 	}
-	h := cs.h
-	req, perr := validateStart(m, h.known)
+	h, set := cs.h, cs.set
+	if h.Draining() {
+		cs.refuse(errorf("shutting_down", int(websocket.StatusGoingAway), "the server is restarting and takes no new broadcast; start again in a moment"))
+		return
+	}
+	req, perr := validateStart(m, set.known)
 	if perr != nil {
 		cs.refuse(perr)
 		return
 	}
-	grant, perr := h.authorize(m.Token, req)
+	grant, perr := authorize(set.Auth, m.Token, req)
 	if perr != nil {
 		cs.refuse(perr)
 		return
 	}
 	cs.log = cs.log.With("subject", grant.Subject)
-	cs.maxBitrate = h.MaxIngestBitrate
+	cs.maxBitrate = set.MaxIngestBitrate
 	if grant.MaxBitrate > 0 && (cs.maxBitrate == 0 || grant.MaxBitrate < cs.maxBitrate) {
 		cs.maxBitrate = grant.MaxBitrate
 	}
-	dests, profile, perr := h.resolve(req.Destinations, req.Profile, req.Keys)
+	dests, profile, perr := set.resolve(req.Destinations, req.Profile, req.Keys)
 	if perr != nil {
 		cs.refuse(perr)
 		return
 	}
-	if n := h.active.Add(1); h.MaxSessions > 0 && n > int64(h.MaxSessions) {
+	if n := h.active.Add(1); set.MaxSessions > 0 && n > int64(set.MaxSessions) {
 		h.active.Add(-1)
-		cs.refuse(errorf("too_many_sessions", closeTooMany, "this server already carries its maximum of %d broadcasts; try again later", h.MaxSessions))
+		cs.refuse(errorf("too_many_sessions", closeTooMany, "this server already carries its maximum of %d broadcasts; try again later", set.MaxSessions))
 		return
 	}
 	defer h.active.Add(-1)
-	release, ok := h.countAddress(cs.remote)
+	release, ok := h.countAddress(cs.remote, set.MaxSessionsPerAddress)
 	if !ok {
-		cs.refuse(errorf("too_many_sessions", closeTooMany, "your address already has %d broadcasts on this server; end one first", h.MaxSessionsPerAddress))
+		cs.refuse(errorf("too_many_sessions", closeTooMany, "your address already has %d broadcasts on this server; end one first", set.MaxSessionsPerAddress))
 		return
 	}
 	defer release()
@@ -297,7 +445,7 @@ func (cs *connSession) run() {
 		ID:           cs.id,
 		Log:          cs.log,
 		FFmpegPath:   h.FFmpegPath,
-		Encode:       h.Encode,
+		Encode:       set.Encode,
 		NewDemuxer:   demuxerFor(req),
 		Profile:      profile,
 		Destinations: dests,
@@ -315,10 +463,12 @@ func (cs *connSession) run() {
 		cs.refuse(errorf("encoder_failed", closeInternal, "the server could not start its encoder; the operator should check the logs"))
 		return
 	}
-	cs.c.SetReadLimit(h.MaxMessageBytes)
+	cs.c.SetReadLimit(set.MaxMessageBytes)
 	started := time.Now()
 	cs.log.Info("broadcast started", "remote", cs.remote, "destinations", strings.Join(req.Destinations, ","),
 		"video", req.Video.String(), "audio", req.Audio.String(), "video_passthrough", videoPass)
+	cs.register(req, grant, profile, started)
+	defer cs.unregister()
 
 	ready := readyMessage{Type: "ready", Version: ProtocolVersion, Session: cs.id, Destinations: req.Destinations}
 	ready.Video = passOrTranscode(req.Video, media.CodecH264)
@@ -326,9 +476,9 @@ func (cs *connSession) run() {
 		ready.Video = "transcode" // resized to the profile
 	}
 	ready.Audio = passOrTranscode(req.Audio, media.CodecAAC)
-	if h.ResumeWindow > 0 {
+	if set.ResumeWindow > 0 {
 		cs.token = newToken()
-		ready.ResumeToken, ready.ResumeMS = cs.token, h.ResumeWindow.Milliseconds()
+		ready.ResumeToken, ready.ResumeMS = cs.token, set.ResumeWindow.Milliseconds()
 	}
 	if err := cs.send(ready); err != nil {
 		cs.sess.Close()
@@ -351,9 +501,11 @@ func (cs *connSession) run() {
 			_ = cs.c.CloseNow()
 			cs.releaseConn()
 			lostAt := time.Now()
-			cs.log.Info("connection lost; waiting for the browser to resume", "error", end.cause, "for", h.ResumeWindow)
+			cs.log.Info("connection lost; waiting for the browser to resume", "error", end.cause, "for", set.ResumeWindow)
+			cs.setResuming(true)
 			var resumed bool
 			if resumed, end = cs.waitResume(events, ready); resumed {
+				cs.setResuming(false)
 				cs.log.Info("broadcast resumed", "remote", cs.remote, "after", time.Since(lostAt).Round(time.Millisecond))
 				if h.Metrics != nil {
 					h.Metrics.Resumes.Inc()
@@ -378,7 +530,7 @@ func (cs *connSession) waitResume(events <-chan session.Event, ready readyMessag
 	h.mu.Lock()
 	h.parked[cs.id] = p
 	h.mu.Unlock()
-	t := time.NewTimer(h.ResumeWindow)
+	t := time.NewTimer(cs.set.ResumeWindow)
 	defer t.Stop()
 	var end outcome
 wait:
@@ -394,6 +546,8 @@ wait:
 			end = cs.pipelineOutcome() // nobody to tell: the socket is gone
 		case <-h.ctx.Done():
 			end = outcome{graceful: true, closed: true, cause: errors.New("livegate is shutting down")}
+		case <-cs.stop:
+			end = outcome{graceful: true, closed: true, cause: errStoppedByOperator}
 		}
 		break wait
 	}
@@ -412,7 +566,10 @@ wait:
 // that passed, and the browser hears the destinations' states.
 func (cs *connSession) attach(a *attachment, lostAt time.Time, ready readyMessage) (bool, outcome) {
 	cs.c, cs.remote, cs.release = a.c, a.remote, a.release
-	cs.c.SetReadLimit(cs.h.MaxMessageBytes)
+	cs.c.SetReadLimit(cs.set.MaxMessageBytes)
+	cs.infoMu.Lock()
+	cs.info.Remote = a.remote
+	cs.infoMu.Unlock()
 	if cs.lastMedia.Load() != 0 {
 		cs.lastMedia.Store(time.Now().UnixNano()) // the idle time counts from now
 	}
@@ -451,7 +608,7 @@ func (cs *connSession) handOver(m *clientMessage) {
 		cs.refuse(errorf("unknown_session", closeNotFound, "no broadcast is waiting to be resumed with that session and token; start a new one"))
 		return
 	}
-	cs.c.SetReadLimit(h.MaxMessageBytes)
+	cs.c.SetReadLimit(cs.set.MaxMessageBytes)
 	done := make(chan struct{})
 	p.attach <- &attachment{c: cs.c, remote: cs.remote, release: sync.OnceFunc(func() { close(done) })}
 	<-done
@@ -488,7 +645,8 @@ func (o outcome) reason() string {
 }
 
 func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, started time.Time) outcome {
-	h := cs.h
+	h, set := cs.h, cs.set
+	drain := h.drainCh // nil once the browser has been told
 	tick := time.NewTicker(statsPeriod)
 	defer tick.Stop()
 	var lastIn uint64
@@ -518,6 +676,15 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 		case <-h.ctx.Done():
 			return outcome{graceful: true, perr: &protoError{Code: "shutting_down", Close: int(websocket.StatusGoingAway),
 				Message: "the server is shutting down; your broadcast has ended, start again in a moment"}}
+		case <-cs.stop:
+			return outcome{graceful: true, cause: errStoppedByOperator, perr: errorf("stopped_by_operator", closeGone, "the operator of this server ended your broadcast")}
+		case <-drain:
+			drain = nil
+			left := max(time.Until(h.deadline), 0)
+			cs.log.Info("told the browser that the server drains", "ends_in", left.Round(time.Millisecond))
+			if err := cs.send(drainingMessage{Type: "draining", DeadlineMS: left.Milliseconds()}); err != nil {
+				return outcome{closed: true, cause: err, lost: true}
+			}
 		case ev := <-events:
 			if err := cs.send(destinationMessage{Type: "destination", Name: ev.Destination, State: string(ev.State), Reason: ev.Reason}); err != nil {
 				return outcome{closed: true, cause: err, lost: true}
@@ -534,12 +701,12 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 		case now := <-tick.C:
 			last := cs.lastMedia.Load()
 			switch {
-			case last == 0 && now.Sub(started) > h.FirstMediaTimeout:
-				return outcome{perr: errorf("no_media", closeTimeout, "no media arrived within %v of ready; is the recorder running?", h.FirstMediaTimeout)}
-			case last != 0 && now.Sub(time.Unix(0, last)) > h.IdleTimeout:
-				return outcome{perr: errorf("no_media", closeTimeout, "no media for %v; the broadcast was ended", h.IdleTimeout)}
-			case h.MaxSessionLength > 0 && now.Sub(started) > h.MaxSessionLength:
-				return outcome{graceful: true, perr: errorf("session_too_long", closeTimeout, "a broadcast on this server may last at most %v; start a new one", h.MaxSessionLength)}
+			case last == 0 && now.Sub(started) > set.FirstMediaTimeout:
+				return outcome{perr: errorf("no_media", closeTimeout, "no media arrived within %v of ready; is the recorder running?", set.FirstMediaTimeout)}
+			case last != 0 && now.Sub(time.Unix(0, last)) > set.IdleTimeout:
+				return outcome{perr: errorf("no_media", closeTimeout, "no media for %v; the broadcast was ended", set.IdleTimeout)}
+			case set.MaxSessionLength > 0 && now.Sub(started) > set.MaxSessionLength:
+				return outcome{graceful: true, perr: errorf("session_too_long", closeTimeout, "a broadcast on this server may last at most %v; start a new one", set.MaxSessionLength)}
 			}
 			st := cs.sess.Stats()
 			msg := statsMessage{Type: "stats", UptimeMS: time.Since(started).Milliseconds(), BytesIn: st.BytesIn,
@@ -561,6 +728,9 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 					QueuedMS: d.QueuedDuration.Milliseconds(), DelayMS: d.DelayMedian.Milliseconds(), DelayMaxMS: d.DelayMax.Milliseconds()})
 				lastOut[d.Name] = d.BytesOut
 			}
+			cs.infoMu.Lock()
+			cs.last = &msg
+			cs.infoMu.Unlock()
 			if err := cs.send(msg); err != nil {
 				return outcome{closed: true, cause: err, lost: true}
 			}
@@ -756,10 +926,21 @@ func demuxerFor(req *startRequest) func(io.Reader) (media.Demuxer, error) {
 }
 
 // resolve turns the chosen names, profile and keys into publish targets
-// and the broadcast's profile.
+// and the broadcast's profile, with the handler's first settings.
 func (h *Handler) resolve(names []string, profile string, keys map[string]string) ([]session.Destination, *session.Profile, *protoError) {
+	return resolve(h.Destinations, h.Profiles, names, profile, keys)
+}
+
+// resolve is Handler.resolve with the broadcast's settings.
+func (set *snapshot) resolve(names []string, profile string, keys map[string]string) ([]session.Destination, *session.Profile, *protoError) {
+	return resolve(set.Destinations, set.Profiles, names, profile, keys)
+}
+
+// resolve turns the chosen names, profile and keys into publish targets
+// and the broadcast's profile, among destinations and profiles.
+func resolve(destinations map[string]Destination, profiles map[string]session.Profile, names []string, profile string, keys map[string]string) ([]session.Destination, *session.Profile, *protoError) {
 	for name := range keys {
-		d, ok := h.Destinations[name]
+		d, ok := destinations[name]
 		if !ok || !slices.Contains(names, name) {
 			return nil, nil, errorf("bad_key", closeBadRequest, "a stream key was sent for %q, which is not a destination of this broadcast", truncate(name, 64))
 		}
@@ -770,7 +951,7 @@ func (h *Handler) resolve(names []string, profile string, keys map[string]string
 	forced := ""
 	dests := make([]session.Destination, 0, len(names))
 	for _, name := range names {
-		d := h.Destinations[name]
+		d := destinations[name]
 		key := keys[name]
 		if d.KeyFromClient && key == "" {
 			return nil, nil, errorf("missing_key", closeBadRequest, "destination %q needs your stream key: enter it and go live again", name)
@@ -795,12 +976,12 @@ func (h *Handler) resolve(names []string, profile string, keys map[string]string
 	case forced != "" && profile != forced:
 		return nil, nil, errorf("profile_not_allowed", closeForbidden, "this broadcast's destinations take only the %s profile", forced)
 	}
-	p, ok := h.Profiles[profile]
+	p, ok := profiles[profile]
 	if !ok {
 		return nil, nil, errorf("unknown_profile", closeNotFound, "profile %q is not configured on this server", truncate(profile, 40))
 	}
 	for _, name := range names {
-		d := h.Destinations[name]
+		d := destinations[name]
 		if profile != forced && len(d.Profiles) > 0 && !slices.Contains(d.Profiles, profile) {
 			return nil, nil, errorf("profile_not_allowed", closeForbidden, "destination %q takes the profiles %s, not %s", name, strings.Join(d.Profiles, ", "), profile)
 		}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/livegate/livegate/internal/media"
 )
@@ -30,6 +31,7 @@ const (
 	closeTimeout       = 4408
 	closeUnsupported   = 4415
 	closeUnprocessable = 4422
+	closeGone          = 4410 // the operator ended the broadcast
 	closeTooMany       = 4429
 	closeInternal      = 4500
 	closeBadGateway    = 4502
@@ -98,7 +100,9 @@ func parseClientMessage(data []byte) (*clientMessage, *protoError) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(&m)
-	if err == nil && dec.More() {
+	// More is false before a '}' or ']' that closes nothing: look at the
+	// rest of the text itself.
+	if err == nil && len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
 		err = errors.New("more than one JSON value")
 	}
 	if err != nil {
@@ -295,9 +299,16 @@ func names(known map[string]bool) string {
 	return strings.Join(l, ", ")
 }
 
+// truncate cuts what a client sent to at most n bytes, at a character
+// boundary, and marks the cut. Invalid UTF-8 becomes U+FFFD, so that the
+// result can go into a sentence, a JSON message and a log line.
 func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
@@ -356,6 +367,13 @@ type destinationMessage struct {
 type keyframeMessage struct {
 	Type   string `json:"type"`
 	Reason string `json:"reason"`
+}
+
+// drainingMessage: livegate is stopping; the broadcast goes on for
+// DeadlineMS more milliseconds at most, then ends with shutting_down.
+type drainingMessage struct {
+	Type       string `json:"type"`
+	DeadlineMS int64  `json:"deadline_ms"`
 }
 
 type errorMessage struct {
