@@ -668,8 +668,9 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 			default:
 				// No close frame: a network loss, which the browser may
 				// come back from. A close (1000 page closed, 1001 going
-				// away) means it is gone.
-				return outcome{closed: true, cause: err, lost: websocket.CloseStatus(err) == -1}
+				// away) means it is gone, and so does a message over the
+				// limit (the browser's fault, closed with 1009).
+				return outcome{closed: true, cause: err, lost: websocket.CloseStatus(err) == -1 && !errors.Is(err, websocket.ErrMessageTooBig)}
 			}
 		case <-cs.sess.Ended():
 			return cs.pipelineOutcome()

@@ -274,13 +274,19 @@ func TestProtocolErrors(t *testing.T) {
 }
 
 func TestTooLarge(t *testing.T) {
-	f := newFixture(t, func(h *Handler) { h.MaxMessageBytes = 64 << 10 })
+	f := newFixture(t, func(h *Handler) { h.MaxMessageBytes = 64 << 10; h.ResumeWindow = 10 * time.Second })
 	c := f.dial(t)
 	c.sendText(startH264)
 	c.next("ready")
 	_ = c.sendBinary(make([]byte, 65<<10))
 	if code := c.closeStatus(); code != websocket.StatusMessageTooBig {
 		t.Fatalf("close code %d, want 1009", code)
+	}
+	// Not a network loss: the broadcast ends now, not after the resume window.
+	closed := time.Now()
+	waitFor(t, func() bool { return f.h.Active() == 0 })
+	if d := time.Since(closed); d > 3*time.Second {
+		t.Errorf("the broadcast ended %v after the 1009, want at once", d)
 	}
 }
 
