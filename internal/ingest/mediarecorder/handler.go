@@ -94,7 +94,7 @@ type Handler struct {
 	settings atomic.Pointer[snapshot]
 	mu       sync.Mutex
 	closed   bool
-	parked   map[string]*parkedSession // by session id, waiting for a resume
+	parked   map[string]*parkedSession // by session id: broadcasts a resume may take over
 	byAddr   map[string]int            // broadcasts per client IP address
 	live     map[string]*connSession   // the broadcasts in progress, by session id
 	wg       sync.WaitGroup
@@ -166,7 +166,9 @@ func keySet[V any](m map[string]V) map[string]bool {
 	return set
 }
 
-// parkedSession is a broadcast whose socket was lost.
+// parkedSession is a broadcast a resume may take over: one whose socket was
+// lost, or one whose socket still looks alive to livegate but is dead to
+// the browser (a network change often leaves the server's side open).
 type parkedSession struct {
 	token  string
 	attach chan *attachment // buffered: the one resumer never blocks
@@ -375,10 +377,11 @@ type connSession struct {
 	last   *statsMessage // the latest stats sent to the browser
 
 	sess       *session.Session
-	lastMedia  atomic.Int64 // unix nanoseconds of the last media message; 0 before any
-	token      string       // the resume token; "" when resuming is off
-	maxBitrate int64        // the ingest cap for this broadcast; 0: none
-	release    func()       // lets the handler of a resumed socket return
+	resumable  *parkedSession // nil when resuming is off
+	lastMedia  atomic.Int64   // unix nanoseconds of the last media message; 0 before any
+	token      string         // the resume token; "" when resuming is off
+	maxBitrate int64          // the ingest cap for this broadcast; 0: none
+	release    func()         // lets the handler of a resumed socket return
 }
 
 func (cs *connSession) run() {
@@ -479,6 +482,11 @@ func (cs *connSession) run() {
 	if set.ResumeWindow > 0 {
 		cs.token = newToken()
 		ready.ResumeToken, ready.ResumeMS = cs.token, set.ResumeWindow.Milliseconds()
+		cs.resumable = &parkedSession{token: cs.token, attach: make(chan *attachment, 1)}
+		h.mu.Lock()
+		h.parked[cs.id] = cs.resumable
+		h.mu.Unlock()
+		defer cs.unpark()
 	}
 	if err := cs.send(ready); err != nil {
 		cs.sess.Close()
@@ -501,10 +509,16 @@ func (cs *connSession) run() {
 			_ = cs.c.CloseNow()
 			cs.releaseConn()
 			lostAt := time.Now()
-			cs.log.Info("connection lost; waiting for the browser to resume", "error", end.cause, "for", set.ResumeWindow)
-			cs.setResuming(true)
 			var resumed bool
-			if resumed, end = cs.waitResume(events, ready); resumed {
+			if end.takeover != nil {
+				cs.log.Info("a resume takes the broadcast over from a socket that still looked alive")
+				resumed, end = cs.attach(end.takeover, lostAt, ready)
+			} else {
+				cs.log.Info("connection lost; waiting for the browser to resume", "error", end.cause, "for", set.ResumeWindow)
+				cs.setResuming(true)
+				resumed, end = cs.waitResume(events, ready)
+			}
+			if resumed {
 				cs.setResuming(false)
 				cs.log.Info("broadcast resumed", "remote", cs.remote, "after", time.Since(lostAt).Round(time.Millisecond))
 				if h.Metrics != nil {
@@ -526,17 +540,13 @@ func (cs *connSession) run() {
 func (cs *connSession) waitResume(events <-chan session.Event, ready readyMessage) (bool, outcome) {
 	h := cs.h
 	lostAt := time.Now()
-	p := &parkedSession{token: cs.token, attach: make(chan *attachment, 1)}
-	h.mu.Lock()
-	h.parked[cs.id] = p
-	h.mu.Unlock()
 	t := time.NewTimer(cs.set.ResumeWindow)
 	defer t.Stop()
 	var end outcome
 wait:
 	for {
 		select {
-		case a := <-p.attach:
+		case a := <-cs.resumable.attach:
 			return cs.attach(a, lostAt, ready)
 		case <-events: // the resumed browser is sent the states as they are then
 			continue
@@ -551,14 +561,23 @@ wait:
 		}
 		break wait
 	}
+	return false, end
+}
+
+// unpark ends the broadcast's chance of a resume; a resume that came too
+// late is refused.
+func (cs *connSession) unpark() {
+	h := cs.h
 	h.mu.Lock()
-	_, waiting := h.parked[cs.id]
 	delete(h.parked, cs.id)
 	h.mu.Unlock()
-	if !waiting { // a resume took it meanwhile
-		return cs.attach(<-p.attach, lostAt, ready)
+	select {
+	case a := <-cs.resumable.attach:
+		late := &connSession{h: h, c: a.c, id: cs.id, log: cs.log, remote: a.remote}
+		late.refuse(errorf("unknown_session", closeNotFound, "the broadcast ended before it could be resumed; start a new one"))
+		a.release()
+	default:
 	}
-	return false, end
 }
 
 // attach takes a resumed socket over: the stream starts again (a new
@@ -596,22 +615,34 @@ func (cs *connSession) handOver(m *clientMessage) {
 		cs.refuse(errorf("unsupported_version", closeBadRequest, "protocol version %d is not supported; this server speaks version %d", m.Version, ProtocolVersion))
 		return
 	}
+	done := make(chan struct{})
+	a := &attachment{c: cs.c, remote: cs.remote, release: sync.OnceFunc(func() { close(done) })}
 	h.mu.Lock()
 	p, ok := h.parked[m.Session]
 	if ok && subtle.ConstantTimeCompare([]byte(p.token), []byte(m.Token)) == 1 {
-		delete(h.parked, m.Session)
+		select {
+		case p.attach <- a: // given while h.mu is held: unpark cannot miss it
+		default:
+			ok = false // another resume is being taken over
+		}
 	} else {
 		ok = false
 	}
 	h.mu.Unlock()
 	if !ok {
-		cs.refuse(errorf("unknown_session", closeNotFound, "no broadcast is waiting to be resumed with that session and token; start a new one"))
+		cs.refuse(errorf("unknown_session", closeNotFound, "no broadcast can be resumed with that session and token; start a new one"))
 		return
 	}
-	cs.c.SetReadLimit(cs.set.MaxMessageBytes)
-	done := make(chan struct{})
-	p.attach <- &attachment{c: cs.c, remote: cs.remote, release: sync.OnceFunc(func() { close(done) })}
 	<-done
+}
+
+// takeover is where a resume arrives while the socket is in use (nil, so
+// never, when resuming is off).
+func (cs *connSession) takeover() <-chan *attachment {
+	if cs.resumable == nil {
+		return nil
+	}
+	return cs.resumable.attach
 }
 
 // releaseConn lets the handler of a resumed socket return.
@@ -625,6 +656,7 @@ func (cs *connSession) releaseConn() {
 // outcome is how a broadcast ended.
 type outcome struct {
 	lost     bool        // the socket failed without a close: the browser may resume
+	takeover *attachment // a resume came while the socket still looked alive
 	graceful bool        // flush the pipeline before closing
 	perr     *protoError // tell the browser, then close with its code
 	closed   bool        // the browser went away: nothing to tell
@@ -674,6 +706,8 @@ func (cs *connSession) loop(readErr <-chan error, events <-chan session.Event, s
 			}
 		case <-cs.sess.Ended():
 			return cs.pipelineOutcome()
+		case a := <-cs.takeover():
+			return outcome{lost: true, takeover: a, cause: errors.New("a resume took the broadcast over")}
 		case <-h.ctx.Done():
 			return outcome{graceful: true, perr: &protoError{Code: "shutting_down", Close: int(websocket.StatusGoingAway),
 				Message: "the server is shutting down; your broadcast has ended, start again in a moment"}}

@@ -851,3 +851,38 @@ func TestOrigins(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeTakesOver: a resume that comes while livegate still thinks the
+// old socket is alive (a network change often leaves the server's side
+// open) takes the broadcast over at once.
+func TestResumeTakesOver(t *testing.T) {
+	f := newFixture(t, func(h *Handler) { h.ResumeWindow = 5 * time.Second })
+	data, err := os.ReadFile("testdata/h264.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := f.dial(t)
+	a.sendText(startH264)
+	ready := a.next("ready")
+	sendChunks(t, a, data[:len(data)/2])
+	waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && s[0].Video != nil })
+
+	// The old socket stays open; a second one resumes.
+	b := f.dial(t)
+	b.sendText(`{"type":"resume","version":1,"session":"` + ready["session"].(string) + `","token":"` + ready["resume_token"].(string) + `"}`)
+	if m := b.next("ready"); m["resumed"] != true {
+		t.Fatalf("got %v, want ready resumed", m)
+	}
+	if code := a.closeStatus(); code != -1 && code != websocket.StatusGoingAway {
+		t.Errorf("the old socket closed with %d", code)
+	}
+	sendChunks(t, b, data)
+	b.sendText(`{"type":"stop"}`)
+	if code := b.closeStatus(); code != websocket.StatusNormalClosure {
+		t.Fatalf("close code %d, want 1000", code)
+	}
+	waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && !s[0].Active })
+	if s := f.rcv.Streams(); len(s) != 1 || s[0].LastPTSms-s[0].FirstPTSms < 5500 {
+		t.Errorf("the receiver got %d streams, %+v; want one of about 6 s", len(s), s)
+	}
+}
