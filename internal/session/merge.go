@@ -12,13 +12,18 @@ import (
 // the publishers: RTMP servers and players expect audio and video
 // interleaved by time, and the encoder's output lags its input by tens of
 // milliseconds. A packet waits until every track has one queued, or until
-// it has waited maxHold (a track that pauses must not stall the others).
+// it has waited maxHold (a track that pauses must not stall the others): a
+// timer releases it then, even if nothing else arrives (a MediaRecorder's
+// chunk, or an MP4 fragment, brings many frames at once and then nothing
+// for up to a second).
 type merger struct {
 	maxHold time.Duration
 	emit    func(*media.Packet) // called with mu held, in DTS order
 
-	mu     sync.Mutex
-	queues map[*media.Track][]held
+	mu      sync.Mutex
+	queues  map[*media.Track][]held
+	timer   *time.Timer // releases the oldest packet when its hold is over
+	stopped bool
 }
 
 type held struct {
@@ -43,6 +48,51 @@ func (m *merger) push(pkt *media.Packet, now time.Time) {
 	}
 	m.queues[pkt.Track] = append(m.queues[pkt.Track], held{pkt, now})
 	m.release(now, false)
+	m.arm(now)
+}
+
+// arm sets the timer for the oldest packet held. Called with mu held.
+func (m *merger) arm(now time.Time) {
+	var oldest time.Time
+	for _, q := range m.queues {
+		if len(q) > 0 && (oldest.IsZero() || q[0].at.Before(oldest)) {
+			oldest = q[0].at
+		}
+	}
+	if m.stopped || oldest.IsZero() {
+		if m.timer != nil {
+			m.timer.Stop()
+		}
+		return
+	}
+	d := max(oldest.Add(m.maxHold).Sub(now), time.Millisecond)
+	if m.timer == nil {
+		m.timer = time.AfterFunc(d, m.expire)
+	} else {
+		m.timer.Reset(d)
+	}
+}
+
+func (m *merger) expire() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return
+	}
+	now := time.Now()
+	m.release(now, false)
+	m.arm(now)
+}
+
+// stop ends the timer: nothing is emitted after stop returns (the
+// publishers may be finished then).
+func (m *merger) stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stopped = true
+	if m.timer != nil {
+		m.timer.Stop()
+	}
 }
 
 // flush emits everything queued, in order (at the end of a broadcast).

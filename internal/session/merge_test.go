@@ -42,9 +42,40 @@ func TestMerger(t *testing.T) {
 			before := strings.Join(out, " ")
 			out = nil
 			m.flush()
+			m.stop()
 			if got := before + " | " + strings.Join(out, " "); got != ca.want {
 				t.Fatalf("got %q, want %q", got, ca.want)
 			}
 		})
+	}
+}
+
+// TestMergerReleasesOnTime: a packet held for the other track goes out
+// when its hold is over, even if nothing else arrives.
+func TestMergerReleasesOnTime(t *testing.T) {
+	v := &media.Track{Codec: media.CodecH264}
+	a := &media.Track{Codec: media.CodecAAC}
+	got := make(chan time.Duration, 4)
+	m := newMerger([]*media.Track{v, a}, 50*time.Millisecond, func(p *media.Packet) { got <- p.DTS })
+	defer m.stop()
+	began := time.Now()
+	m.push(&media.Packet{Track: v, DTS: 0}, began)
+	select {
+	case <-got:
+		if d := time.Since(began); d < 45*time.Millisecond {
+			t.Errorf("released after %v, before its hold of 50 ms", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a held packet was never released")
+	}
+	m.stop()
+	m.mu.Lock()
+	m.queues[v] = append(m.queues[v], held{&media.Packet{Track: v, DTS: 33}, time.Now()})
+	m.mu.Unlock()
+	m.expire() // after stop: nothing more is emitted
+	select {
+	case d := <-got:
+		t.Fatalf("emitted %v after stop", d)
+	default:
 	}
 }

@@ -356,8 +356,11 @@ func (s *Session) run() {
 		}
 	}
 	s.mu.Lock()
-	if s.merge != nil && graceful {
-		s.merge.flush()
+	if s.merge != nil {
+		if graceful {
+			s.merge.flush()
+		}
+		s.merge.stop() // before the publishers finish: nothing is pushed after
 	}
 	s.mu.Unlock()
 	for _, p := range pubs {
