@@ -1,7 +1,8 @@
 // Package testutil holds small helpers that the tests of several livegate
 // packages share: a logger, polling for a condition, the tools a test needs
 // on PATH, a loopback port nothing listens on, an RTMP destination URL, the
-// ffmpeg children of the test process, and reading a demuxer to its end.
+// ffmpeg children of the test process, reading a demuxer to its end, and
+// the livegate binary built for a test.
 //
 // It is for tests only: no package but a _test.go file may import it
 // (TestOnlyTestsImport checks). It imports nothing of livegate but media, so
