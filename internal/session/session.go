@@ -41,6 +41,9 @@ const (
 	// that the AAC encoder's priming, which puts its first packet before
 	// its input, never goes negative (RTMP cannot carry that).
 	tsBase = 200 * time.Millisecond
+	// minRestartGap is the least time between the last packet of a stream
+	// and the first of the next one begun by Restart.
+	minRestartGap = 80 * time.Millisecond
 )
 
 // Destination is where a broadcast goes, as resolved by the server from the
@@ -198,8 +201,8 @@ func (s *Session) Write(b []byte) error {
 // loss). The new stream must have the broadcast's codecs. Its time goes on
 // from the broadcast's: if its clock started again, it is placed after the
 // latest packet, by gap (the time that passed, as far as the caller
-// knows; at least a millisecond). Call Restart from the goroutine that
-// calls Write.
+// knows; at least 80 ms, the length of the longest packets). Call Restart
+// from the goroutine that calls Write.
 func (s *Session) Restart(gap time.Duration) error {
 	if s.bytesIn.Load() == 0 {
 		return nil // nothing was sent yet: the stream has not begun
@@ -215,7 +218,9 @@ func (s *Session) Restart(gap time.Duration) error {
 	s.pw = pw
 	s.pipes = append(s.pipes, pr)
 	s.restarts++
-	s.restartGap = max(gap, time.Millisecond)
+	// At least past the last packets' own length (an Opus packet is up to
+	// 60 ms; a video frame 33), so that no track's time stands still.
+	s.restartGap = max(gap, minRestartGap)
 	s.mu.Unlock()
 	if s.Metrics != nil {
 		s.Metrics.Restarts.Inc()
@@ -657,10 +662,10 @@ func (s *Session) endOfInput(encs map[*media.Track]*transcode.Encoder) error {
 // start. Safe for concurrent use (the demuxer and the encoders call it).
 func (s *Session) deliver(pkt *media.Packet) {
 	s.mu.Lock()
-	// RTMP carries no negative time, and a track's time must not go back
+	// RTMP carries no negative time, and a track's time must go forward
 	// (an encoder's first packet can land just before zero, a restarted
-	// encoder repeat a timestamp): such packets are dropped.
-	if last, ok := s.lastDTS[pkt.Track]; pkt.DTS < 0 || (ok && pkt.DTS < last) {
+	// encoder or stream repeat a timestamp): such packets are dropped.
+	if last, ok := s.lastDTS[pkt.Track]; pkt.DTS < 0 || (ok && pkt.DTS <= last) {
 		s.mu.Unlock()
 		return
 	}

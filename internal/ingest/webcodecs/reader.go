@@ -63,6 +63,7 @@ type Reader struct {
 	started    bool
 	hdr        [HeaderSize]byte
 	videoFrame int
+	preSkip    time.Duration // the Opus encoder's, taken off each audio time
 }
 
 // NewReader returns a Reader for a stream with the given tracks.
@@ -209,6 +210,10 @@ func (r *Reader) audioConfig(head []byte) error {
 		ch = int(head[9])
 	}
 	r.audio = &media.Track{Codec: media.CodecOpus, OpusHead: head, SampleRate: 48000, Channels: ch}
+	r.preSkip = 0
+	if len(head) >= 12 {
+		r.preSkip = time.Duration(binary.LittleEndian.Uint16(head[10:12])) * time.Second / 48000
+	}
 	return nil
 }
 
@@ -267,6 +272,12 @@ func (r *Reader) audioFrame(payload []byte, ts time.Duration) (*media.Packet, er
 	if len(payload) == 0 {
 		return nil, fmt.Errorf("%w: an empty Opus packet", ErrBadFrame)
 	}
+	// A browser stamps an Opus chunk with the time of its first sample
+	// after the encoder's pre-skip; a decoder (ffmpeg) takes the stamp as
+	// the packet's start and drops the pre-skip from it. Without this the
+	// sound would come out pre_skip (6.5 ms in Chromium) late, as RFC 7845
+	// and the WebM demuxer's CodecDelay handle it.
+	ts -= r.preSkip
 	return &media.Packet{Track: r.audio, PTS: ts, DTS: ts, Key: true, Data: payload}, nil
 }
 

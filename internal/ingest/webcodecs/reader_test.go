@@ -149,3 +149,24 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestOpusPreSkip: the browser stamps an Opus chunk after the encoder's
+// pre-skip; the reader moves it back so that a decoder that drops the
+// pre-skip puts the sound at the right time.
+func TestOpusPreSkip(t *testing.T) {
+	head := []byte("OpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00") // pre_skip 312
+	var b []byte
+	b = AppendFrame(b, TypeAudioConfig, 0, 0, head)
+	b = AppendFrame(b, TypeAudio, FlagKey, time.Second, []byte{0xfc, 0xff, 0xfe})
+	r, err := NewReader(bytes.NewReader(b), false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Second - 6500*time.Microsecond; p.PTS != want || p.DTS != want {
+		t.Errorf("PTS %v DTS %v, want %v", p.PTS, p.DTS, want)
+	}
+}
