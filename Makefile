@@ -36,8 +36,9 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy check, deploy/ manifests
 	go mod tidy -diff
 	@$(MAKE) --no-print-directory deploy-check
 
-bench: deps-test ## CPU of one Chromium stream vs the seed's ffmpeg-per-stream, and glass-to-RTMP latency of both ways in (60 s each)
-	LIVEGATE_BENCH_SECONDS=$${LIVEGATE_BENCH_SECONDS:-60} go test -run XXX -bench 'StreamCPU|GlassToRTMP' -benchtime 1x -timeout 15m -v ./e2e/
+bench: deps-test ## every benchmark of docs/benchmarks.md: browser streams (CPU vs the seed, glass-to-RTMP, A/V sync; 60 s each), then the load ramp
+	LIVEGATE_BENCH_SECONDS=$${LIVEGATE_BENCH_SECONDS:-60} go test -run XXX -bench 'StreamCPU|GlassToRTMP|AVSync' -benchtime 1x -timeout 30m -v ./e2e/
+	@$(MAKE) --no-print-directory bench-load
 
 screenshots: deps-test ## refresh the README's screenshots of the studio page
 	LIVEGATE_SCREENSHOT_DIR=$(CURDIR)/docs/img go test -count=1 -run 'TestChromiumToBuiltinReceiver|TestChromiumWatchesBackTheReceiver|TestStudioStates' ./e2e/
@@ -59,3 +60,8 @@ deps-run:
 
 deps-test:
 	@scripts/deps.sh test
+
+.PHONY: bench-load
+bench-load: deps-test build ## streams per machine: livegate against the seed's ffmpeg per stream, ramping to 100 (docs/load.json, docs/img/load.svg)
+	go run ./bench/loadgen -livegate bin/livegate -max $${LOAD_MAX:-100} -step $${LOAD_STEP:-10s} \
+		-kinds $${LOAD_KINDS:-mkv,fmp4,webcodecs} -json docs/load.json -svg docs/img/load.svg

@@ -45,6 +45,14 @@ type chromium struct {
 // runs with -artifacts.
 func startChromium(t testing.TB) *chromium {
 	t.Helper()
+	return startChromiumWith(t)
+}
+
+// startChromiumWith is startChromium with more allocator options, which come
+// after the usual ones (a flag given again replaces it): for example
+// chromedp.Flag("use-file-for-fake-video-capture", path).
+func startChromiumWith(t testing.TB, extra ...chromedp.ExecAllocatorOption) *chromium {
+	t.Helper()
 	requireE2E(t)
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("e2e: %s not found (%v): install the Debian package %q (apt-get install -y chromium)",
@@ -75,6 +83,7 @@ func startChromium(t testing.TB) *chromium {
 			c.cmd = cmd
 		}),
 	)
+	opts = append(opts, extra...)
 	actx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx,
 		chromedp.WithErrorf(func(f string, a ...any) { c.output.Printf("chromedp: "+f, a...) }),

@@ -1024,8 +1024,11 @@ export class Publication extends EventTarget {
   #noteInput(wc, kind, timestamp) {
     if (kind in wc.offset) return;
     const now = Math.round(performance.now() * 1000);
-    // Already the page's clock (Chromium's audio): keep its times exact.
-    wc.offset[kind] = Math.abs(now - timestamp) < 500_000 ? 0 : now - timestamp;
+    // Audio already on the page's clock (Chromium's) keeps its times exact. Video is always
+    // mapped by when its first frame was read: a canvas track's times start at 0 at its first
+    // frame, which in a young page is within 0.5 s of performance.now() without being on its
+    // clock (it put the sound 100+ ms late in the A/V-sync benchmark).
+    wc.offset[kind] = kind === 'audio' && Math.abs(now - timestamp) < 500_000 ? 0 : now - timestamp;
     wc.first[kind] = timestamp + wc.offset[kind];
     if (wc.kinds.every((k) => k in wc.first)) this.#setZero();
   }
