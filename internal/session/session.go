@@ -35,8 +35,13 @@ const (
 	maxPending      = 2048
 	maxPendingBytes = 64 << 20
 	// mergeHold is how long a packet may wait for the other track's
-	// packets of the same time (the encoder lags its input by 25-45 ms).
-	mergeHold = 150 * time.Millisecond
+	// packets of the same time. The audio encoder lags its input by 25-45
+	// ms, after a 60 ms Opus packet has come whole: waiting for all of it
+	// (150 ms) made the server's delay p99 150 ms and WebCodecs' glass-to-
+	// RTMP 146 ms. At 80 ms, audio may follow video of a later time by a
+	// few tens of milliseconds, which RTMP servers and players take (each
+	// track's own time still only goes forward).
+	mergeHold = 80 * time.Millisecond
 	// tsBase is where the broadcast's clock starts: a little above zero so
 	// that the AAC encoder's priming, which puts its first packet before
 	// its input, never goes negative (RTMP cannot carry that).
