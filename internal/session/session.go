@@ -394,24 +394,8 @@ func (s *Session) pump() error {
 	s.mu.Lock()
 	pr := s.pipes[0]
 	s.mu.Unlock()
-	var d media.Demuxer
-	var in []*media.Track
-	for {
-		var err error
-		if d, err = s.NewDemuxer(pr); err == nil {
-			in, err = d.Tracks()
-		}
-		if err == nil {
-			break
-		}
-		if s.ctx.Err() != nil {
-			return nil
-		}
-		select {
-		case pr = <-s.next: // cut off before its header was complete
-			continue
-		default:
-		}
+	d, in, err := s.openDemuxer(pr)
+	if err != nil || d == nil {
 		return s.demuxErr(err)
 	}
 	var pass, encode []*media.Track
@@ -567,30 +551,40 @@ func (st *stream) withParams(au [][]byte) [][]byte {
 	return append(append(make([][]byte, 0, len(au)+2), st.inband...), au...)
 }
 
-// openStream reads the header of a stream begun by Restart and maps its
-// tracks onto the broadcast's, which it must match.
-func (s *Session) openStream(pr *io.PipeReader, video, audio *media.Track, pass []*media.Track) (*stream, error) {
-	var d media.Demuxer
-	var in []*media.Track
+// openDemuxer reads a stream's header. A stream cut off before its header
+// was complete gives way to the next one, if a Restart has begun one. It
+// returns no demuxer and no error when the session is stopped meanwhile.
+func (s *Session) openDemuxer(pr *io.PipeReader) (media.Demuxer, []*media.Track, error) {
 	for {
-		var err error
-		if d, err = s.NewDemuxer(pr); err == nil {
+		d, err := s.NewDemuxer(pr)
+		var in []*media.Track
+		if err == nil {
 			in, err = d.Tracks()
 		}
 		if err == nil {
-			break
+			return d, in, nil
 		}
 		if s.ctx.Err() != nil {
-			return nil, nil
+			return nil, nil, nil
 		}
 		select {
-		case pr = <-s.next: // cut off before its header was complete
-			continue
+		case pr = <-s.next:
 		default:
+			return nil, nil, err
 		}
-		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
-		}
+	}
+}
+
+// openStream reads the header of a stream begun by Restart and maps its
+// tracks onto the broadcast's, which it must match.
+func (s *Session) openStream(pr *io.PipeReader, video, audio *media.Track, pass []*media.Track) (*stream, error) {
+	d, in, err := s.openDemuxer(pr)
+	switch {
+	case d == nil && err == nil:
+		return nil, nil // stopped meanwhile
+	case errors.Is(err, io.EOF):
+		return nil, io.EOF
+	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrBadMedia, err)
 	}
 	st := &stream{d: d, tracks: make(map[*media.Track]*media.Track, 2)}
