@@ -136,6 +136,25 @@ func (c *client) closeStatus() websocket.StatusCode {
 	}
 }
 
+// h264File is the Chromium MediaRecorder recording the tests send.
+func h264File(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile("testdata/h264.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// started dials, sends startH264 and returns the client with the ready
+// message (or the error that came instead).
+func (f *fixture) started(t *testing.T) (*client, map[string]any) {
+	t.Helper()
+	c := f.dial(t)
+	c.sendText(startH264)
+	return c, c.next("ready")
+}
+
 const startH264 = `{"type":"start","version":1,"ingest":"mediarecorder","mime":"video/x-matroska;codecs=avc1.42C01F,opus","destinations":["local"]}`
 
 // sendChunks sends data cut at random places, as MediaRecorder does.
@@ -275,9 +294,7 @@ func TestProtocolErrors(t *testing.T) {
 
 func TestTooLarge(t *testing.T) {
 	f := newFixture(t, func(h *Handler) { h.MaxMessageBytes = 64 << 10; h.ResumeWindow = 10 * time.Second })
-	c := f.dial(t)
-	c.sendText(startH264)
-	c.next("ready")
+	c, _ := f.started(t)
 	_ = c.sendBinary(make([]byte, 65<<10))
 	if code := c.closeStatus(); code != websocket.StatusMessageTooBig {
 		t.Fatalf("close code %d, want 1009", code)
@@ -292,25 +309,16 @@ func TestTooLarge(t *testing.T) {
 
 func TestTooManySessions(t *testing.T) {
 	f := newFixture(t, func(h *Handler) { h.MaxSessions = 1 })
-	a := f.dial(t)
-	a.sendText(startH264)
-	a.next("ready")
-	b := f.dial(t)
-	b.sendText(startH264)
-	if m := b.next("ready"); m["code"] != "too_many_sessions" {
+	f.started(t) // the one broadcast allowed, kept open
+	if _, m := f.started(t); m["code"] != "too_many_sessions" {
 		t.Fatalf("second session got %v", m)
 	}
 }
 
 func TestBrowserLeavesMidStream(t *testing.T) {
 	f := newFixture(t, nil)
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := f.dial(t)
-	c.sendText(startH264)
-	c.next("ready")
+	data := h264File(t)
+	c, _ := f.started(t)
 	// gortmplib's reader (in the receiver) reads 2 s ahead before it
 	// reports tracks: send 3 of the 4 seconds.
 	_ = c.sendBinary(data[:len(data)*3/4])
@@ -330,9 +338,7 @@ func TestBrowserLeavesMidStream(t *testing.T) {
 
 func TestShutdownTellsTheBrowser(t *testing.T) {
 	f := newFixture(t, nil)
-	c := f.dial(t)
-	c.sendText(startH264)
-	c.next("ready")
+	c, _ := f.started(t)
 	f.cancel() // as SIGTERM does
 	m := c.next("never")
 	if m["code"] != "shutting_down" {
@@ -360,10 +366,7 @@ func TestDestinationUnreachable(t *testing.T) {
 		u := testutil.RTMPURL(t, addr, "key")
 		h.Destinations["gone"] = Destination{Name: "gone", Target: fixed(u)}
 	})
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := h264File(t)
 	c := f.dial(t)
 	c.sendText(strings.Replace(startH264, `["local"]`, `["gone"]`, 1))
 	c.next("ready")
@@ -388,13 +391,8 @@ func TestDestinationUnreachable(t *testing.T) {
 // again and the broadcast goes on to a clean end.
 func TestEncoderRestarted(t *testing.T) {
 	f := newFixture(t, nil)
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := f.dial(t)
-	c.sendText(startH264)
-	c.next("ready")
+	data := h264File(t)
+	c, _ := f.started(t)
 	cut := len(data) * 3 / 4
 	if err := c.sendBinary(data[:cut]); err != nil {
 		t.Fatal(err)
@@ -491,13 +489,8 @@ func TestWebCodecsToReceiver(t *testing.T) {
 // asked for a key frame.
 func TestKeyframeAskedWhenLive(t *testing.T) {
 	f := newFixture(t, nil)
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := f.dial(t)
-	c.sendText(startH264)
-	c.next("ready")
+	data := h264File(t)
+	c, _ := f.started(t)
 	go func() { _ = c.sendBinary(data) }() // the test's client; ends when sent or closed
 	if m := c.next("keyframe"); m["type"] != "keyframe" || !strings.Contains(m["reason"].(string), "local") {
 		t.Fatalf("got %v, want a keyframe request", m)
@@ -519,10 +512,7 @@ func TestBitrateFallsOnASlowLink(t *testing.T) {
 		slow = testutil.StartThrottle(t, rcv.Addr().String(), 10_000)
 		h.Destinations["slow"] = Destination{Name: "slow", Target: fixed(testutil.RTMPURL(t, slow.Addr, "slow"))}
 	})
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := h264File(t)
 	c := f.dial(t)
 	c.sendText(strings.Replace(startH264, `["local"]`, `["slow"]`, 1))
 	c.next("ready")
@@ -547,13 +537,8 @@ func TestBitrateFallsOnASlowLink(t *testing.T) {
 // and the destination sees one stream, not a new broadcast.
 func TestResume(t *testing.T) {
 	f := newFixture(t, func(h *Handler) { h.ResumeWindow = 5 * time.Second; h.Metrics = metrics.New() })
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := f.dial(t)
-	a.sendText(startH264)
-	ready := a.next("ready")
+	data := h264File(t)
+	a, ready := f.started(t)
 	session, _ := ready["session"].(string)
 	token, _ := ready["resume_token"].(string)
 	if ms, _ := ready["resume_ms"].(float64); session == "" || len(token) < 20 || ms != 5000 {
@@ -608,13 +593,8 @@ func TestResume(t *testing.T) {
 // window, and its destination's stream with it.
 func TestNotResumed(t *testing.T) {
 	f := newFixture(t, func(h *Handler) { h.ResumeWindow = time.Second })
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := f.dial(t)
-	a.sendText(startH264)
-	a.next("ready")
+	data := h264File(t)
+	a, _ := f.started(t)
 	sendChunks(t, a, data)
 	waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && s[0].Video != nil })
 	_ = a.c.CloseNow()
@@ -630,13 +610,8 @@ func TestNotResumed(t *testing.T) {
 // to the destination; ping is answered; floods of either are refused.
 func TestRestartAndPing(t *testing.T) {
 	f := newFixture(t, nil)
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := f.dial(t)
-	c.sendText(startH264)
-	c.next("ready")
+	data := h264File(t)
+	c, _ := f.started(t)
 	c.sendText(`{"type":"ping","id":1.5}`)
 	if m := c.next("pong"); m["id"] != 1.5 {
 		t.Fatalf("got %v, want pong 1.5", m)
@@ -681,10 +656,7 @@ func TestRestartAndPing(t *testing.T) {
 // TestLimits: each bound on what a browser may do ends that broadcast with
 // its own error, and only that one.
 func TestLimits(t *testing.T) {
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := h264File(t)
 	t.Run("per address", func(t *testing.T) {
 		f := newFixture(t, func(h *Handler) { h.MaxSessionsPerAddress = 1 })
 		a := f.dial(t)
@@ -857,13 +829,8 @@ func TestOrigins(t *testing.T) {
 // open) takes the broadcast over at once.
 func TestResumeTakesOver(t *testing.T) {
 	f := newFixture(t, func(h *Handler) { h.ResumeWindow = 5 * time.Second })
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := f.dial(t)
-	a.sendText(startH264)
-	ready := a.next("ready")
+	data := h264File(t)
+	a, ready := f.started(t)
 	sendChunks(t, a, data[:len(data)/2])
 	waitFor(t, func() bool { s := f.rcv.Streams(); return len(s) == 1 && s[0].Video != nil })
 

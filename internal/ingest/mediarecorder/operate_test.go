@@ -3,7 +3,6 @@ package mediarecorder
 import (
 	"context"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -47,13 +46,8 @@ func TestDrain(t *testing.T) {
 		h.FirstMediaTimeout, h.IdleTimeout = 30*time.Second, 30*time.Second
 		h.Metrics = metrics.New()
 	})
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := f.dial(t)
-	a.sendText(startH264)
-	ready := a.next("ready")
+	data := h264File(t)
+	a, ready := f.started(t)
 	id, _ := ready["session"].(string)
 	token, _ := ready["resume_token"].(string)
 	sendChunks(t, a, data[:len(data)/2])
@@ -141,13 +135,8 @@ func TestDrainWithNothingLive(t *testing.T) {
 // with, to its end.
 func TestReconfigure(t *testing.T) {
 	f := newFixture(t, func(h *Handler) { h.FirstMediaTimeout, h.IdleTimeout = 30*time.Second, 30*time.Second })
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := f.dial(t)
-	a.sendText(startH264)
-	a.next("ready")
+	data := h264File(t)
+	a, _ := f.started(t)
 	sendChunks(t, a, data[:len(data)/2])
 
 	// "local" is removed and "other" added; at most one broadcast now.
@@ -206,10 +195,7 @@ func TestStopAndSessions(t *testing.T) {
 		h.Metrics = metrics.New()
 		h.FirstMediaTimeout, h.IdleTimeout = 30*time.Second, 30*time.Second
 	})
-	data, err := os.ReadFile("testdata/h264.mkv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := h264File(t)
 	a := f.dial(t)
 	a.sendText(startH264)
 	idA := a.next("ready")["session"].(string)
